@@ -1,0 +1,22 @@
+"""Entry point of the alerts service: build the settings once, wire, run until a signal."""
+
+from __future__ import annotations
+
+from services.alerts.settings import AlertsSettings
+from services.common.logging import configure_logging
+
+
+def serve(settings: AlertsSettings) -> None:
+    import faust
+
+    if settings.use_uvloop:
+        import mode.loop
+
+        mode.loop.use("uvloop")
+    log = configure_logging(settings.log, "alerts")
+    from services.alerts.app import build_app
+
+    app = build_app(settings)
+    log.info("alerts worker %s starting; API on http://%s:%d/v1/alerts",
+             settings.worker_id, settings.api_host, settings.api_port)
+    faust.Worker(app, loglevel=settings.log.level, quiet=True).execute_from_commandline()
