@@ -30,11 +30,13 @@ def run(
     clickhouse_port: Annotated[int, typer.Option(help="HTTP port of the embedded ClickHouse.")] = 8123,
     ingest_port: Annotated[int, typer.Option(help="Port of the ingest API.")] = 8000,
     alerts_port: Annotated[int, typer.Option(help="Port of the alerts API and ops console.")] = 8001,
+    scoring_port: Annotated[int, typer.Option(help="Port of the scoring worker's health and metrics.")] = 6066,
 ) -> None:
     """Run the whole pipeline locally: embedded Kafka and ClickHouse, all services, demo traffic."""
     from deploy.embedded.stack import Stack, StackPorts
 
-    ports = StackPorts(kafka=kafka_port, clickhouse=clickhouse_port, ingest=ingest_port, alerts=alerts_port)
+    ports = StackPorts(kafka=kafka_port, clickhouse=clickhouse_port, ingest=ingest_port, alerts=alerts_port,
+                       scoring_web=scoring_port)
     Stack(data_dir=data_dir.resolve(), ports=ports, demo_rate=rate).run_forever()
 
 
