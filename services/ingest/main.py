@@ -1,0 +1,65 @@
+"""Entry point: `serve(settings)` runs uvicorn with `settings.workers` processes.
+
+uvicorn turns SIGTERM/SIGINT into a graceful shutdown: it stops accepting connections, lets
+running requests finish (up to `graceful_shutdown_s`), then the app's lifespan flushes and
+stops the Kafka producer. With several workers, each worker process rebuilds the app from
+the same settings (passed to it pickled in an environment variable, since uvicorn starts
+workers by import string).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import pickle
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.common.logging import configure_logging
+from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
+
+_SETTINGS_ENV = "_KSP_INGEST_SETTINGS_PICKLE"
+
+
+def app_factory() -> FastAPI:
+    """For uvicorn workers: the settings `serve` was given, else the profile's."""
+    raw = os.environ.get(_SETTINGS_ENV)
+    if raw:
+        settings: IngestSettings = pickle.loads(base64.b64decode(raw))  # set by serve() only
+    else:
+        from services.common.settings import load_settings
+
+        settings = load_settings(IngestSettings)
+    configure_logging(settings.log, "ingest")
+    return create_app(settings)
+
+
+def serve(settings: IngestSettings) -> None:
+    configure_logging(settings.log, "ingest")
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "loop": "auto",  # uvloop when installed
+        "http": "auto",  # httptools when installed (much faster than h11)
+        "timeout_graceful_shutdown": int(settings.graceful_shutdown_s),
+        "server_header": False,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return
+    os.environ[_SETTINGS_ENV] = base64.b64encode(pickle.dumps(settings)).decode()
+    uvicorn.run("services.ingest.main:app_factory", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    from services.common.settings import load_settings
+
+    serve(load_settings(IngestSettings))
+
+
+if __name__ == "__main__":
+    main()

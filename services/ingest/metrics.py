@@ -1,0 +1,50 @@
+"""All Prometheus metrics of the ingest service, created on a given registry.
+
+Tests pass a fresh `CollectorRegistry`; production uses the default one. With several
+uvicorn workers each process has its own registry and `/metrics` shows the worker that
+answered (no multiprocess aggregation yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class IngestMetrics:
+    registry: CollectorRegistry
+    requests: Counter
+    request_seconds: Histogram
+    events_accepted: Counter
+    events_rejected: Counter
+    produce_seconds: Histogram
+    inflight_requests: Gauge
+    inflight_events: Gauge
+
+
+def create_metrics(registry: CollectorRegistry) -> IngestMetrics:
+    return IngestMetrics(
+        registry=registry,
+        requests=Counter("ksp_ingest_requests", "HTTP requests by route, method and status.",
+                         ["route", "method", "status"], registry=registry),
+        request_seconds=Histogram("ksp_ingest_request_seconds", "HTTP request duration by route.",
+                                  ["route"], buckets=_LATENCY_BUCKETS, registry=registry),
+        events_accepted=Counter("ksp_ingest_events_accepted", "Events acknowledged by Kafka.",
+                                ["touchpoint"], registry=registry),
+        events_rejected=Counter(
+            "ksp_ingest_events_rejected",
+            "Events refused, by reason (malformed, invalid, unauthorized, forbidden, "
+            "rate_limited, too_large, unavailable).",
+            ["reason"], registry=registry),
+        produce_seconds=Histogram("ksp_ingest_produce_seconds",
+                                  "Time from sending a request's events to Kafka's acknowledgement.",
+                                  buckets=_LATENCY_BUCKETS, registry=registry),
+        inflight_requests=Gauge("ksp_ingest_inflight_requests", "Requests being handled.",
+                                registry=registry),
+        inflight_events=Gauge("ksp_ingest_inflight_events", "Events awaiting Kafka's acknowledgement.",
+                              registry=registry),
+    )

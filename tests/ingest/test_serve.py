@@ -1,0 +1,62 @@
+"""`python -m services.ingest.main` (serve) with 2 workers: serves, then shuts down cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+import pytest
+
+from deploy.embedded.process import free_port
+
+from .conftest import event, read_topic
+
+pytestmark = pytest.mark.kafka
+
+
+def test_serve_two_workers_and_graceful_shutdown(kafka, tmp_path):
+    port = free_port()
+    topic = f"test.serve.{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "KSP_PROFILE": "dev",
+        "KSP_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KSP_KAFKA_IDEMPOTENT_PRODUCER": "false",
+        "KSP_AUTH_ENABLED": "false",
+        "KSP_PORT": str(port),
+        "KSP_WORKERS": "2",
+        "KSP_TOPICS__RAW": topic,
+    }
+    log = open(tmp_path / "ingest.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "services.ingest.main"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, cwd=os.getcwd(), start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "ingest.log").read_text()
+            time.sleep(0.2)
+        with httpx.Client(base_url=url) as client:
+            ids = []
+            for i in range(20):
+                r = client.post("/v1/feedback", json=[event(), event(touchpoint="app")])
+                assert r.status_code == 202, r.text
+                ids += r.json()["event_ids"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    records = read_topic(kafka.bootstrap_servers, topic, len(ids))
+    assert sorted(r.key.decode() for r in records) == sorted(ids)
