@@ -60,14 +60,41 @@ def scoring(profile: Profile = None) -> None:
     serve(load_settings(ScoringSettings, profile))
 
 
-@app.command()
-def alerts(profile: Profile = None) -> None:
-    """Run an alerts worker (detectors, delivery, alerts API)."""
+alerts_app = typer.Typer(
+    help="Without a subcommand: run an alerts worker (detectors, delivery, API, ops console). "
+    "`ksp alerts backtest` replays history through the rules.",
+    invoke_without_command=True,
+)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.callback()
+def alerts(ctx: typer.Context, profile: Profile = None) -> None:
+    """Run an alerts worker (detectors, delivery, alerts API and ops console); see subcommands."""
+    if ctx.invoked_subcommand is not None:
+        return
     from services.alerts.main import serve
     from services.alerts.settings import AlertsSettings
     from services.common.settings import load_settings
 
     serve(load_settings(AlertsSettings, profile))
+
+
+@alerts_app.command("backtest")
+def alerts_backtest(
+    rules: Annotated[Optional[Path], typer.Option(help="Rules YAML file; default: the built-in rules.")] = None,
+    since: Annotated[str, typer.Option("--from", help="Start (ISO date or datetime, UTC).")] = "",
+    until: Annotated[str, typer.Option("--to", help="End (ISO date or datetime, UTC); default now.")] = "",
+    profile: Profile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Replay stored feedback from ClickHouse through the detectors; report what would have fired."""
+    from services.alerts.backtest import run_backtest
+    from services.alerts.settings import AlertsSettings
+    from services.common.settings import load_settings
+
+    run_backtest(load_settings(AlertsSettings, profile), rules_path=rules, since=since, until=until,
+                 as_json=as_json, echo=typer.echo)
 
 
 @app.command()
