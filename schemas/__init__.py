@@ -4,6 +4,7 @@ Every message on a Kafka topic and every row shape in ClickHouse is described he
 so that touchpoints, services, analysts and tests agree on one definition.
 """
 
+from schemas.aggregate import QualityAggregate
 from schemas.alert import Alert, AlertEvidence, AlertKind, AlertStatus, Severity
 from schemas.feedback import (
     Comment,
@@ -25,6 +26,7 @@ __all__ = [
     "Comment",
     "FeedbackEvent",
     "Metric",
+    "QualityAggregate",
     "NpsCategory",
     "Response",
     "Scale",

@@ -7,14 +7,19 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from schemas.aggregate import QualityAggregate
 from schemas.alert import Alert
+from schemas.cases import Case, CaseEvent
 from schemas.feedback import FeedbackEvent
 from schemas.scored import ScoredEvent
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "feedback_event.v1.json": FeedbackEvent,
     "scored_event.v1.json": ScoredEvent,
+    "quality_aggregate.v1.json": QualityAggregate,
     "alert.v1.json": Alert,
+    "case.v1.json": Case,
+    "case_event.v1.json": CaseEvent,
 }
 
 

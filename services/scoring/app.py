@@ -15,7 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from services.common.clickhouse import connect
 from services.common.kafka import aiokafka_config
 from services.scoring.metrics import ScoringMetrics
-from services.scoring.pipeline import ScoringPipeline
+from services.scoring.pipeline import ScoringPipeline, Send
 from services.scoring.scorers.event import TextAnalyser
 from services.scoring.settings import ScoringSettings
 from services.scoring.sink.consumer import ClickHouseSink
@@ -93,9 +93,8 @@ def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = No
     registry = registry or CollectorRegistry()
     metrics = ScoringMetrics(registry)
     app = faust.App(**faust_config(settings))
-    scored = app.topic(settings.topics.scored, key_serializer="raw", value_serializer="raw")
-    dead = app.topic(settings.topics.deadletter, key_serializer="raw", value_serializer="raw")
-    pipeline = ScoringPipeline(analyse_text=analyse_text, send_scored=scored.send, send_dead_letter=dead.send,
+    pipeline = ScoringPipeline(analyse_text=analyse_text, send_scored=_sender(app, settings.topics.scored),
+                               send_dead_letter=_sender(app, settings.topics.deadletter),
                                raw_topic=settings.topics.raw, metrics=metrics)
     from services.scoring.agents import register_agents
 
@@ -104,6 +103,16 @@ def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = No
         app.service(SinkService(settings, metrics, loop=None))
     _register_pages(app, registry)
     return app
+
+
+def _sender(app: faust.App, topic: str) -> Send:
+    """Send through the app's producer directly: values are bytes already, and skipping
+    Topic.send's per-message future and serializer bookkeeping saves tens of µs per event."""
+
+    async def send(*, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any:
+        return await app.producer.send(topic, key, value, None, None, headers)
+
+    return send
 
 
 def _register_pages(app: faust.App, registry: CollectorRegistry) -> None:
