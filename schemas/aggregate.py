@@ -42,3 +42,9 @@ class QualityAggregate(BaseModel):
     negative_comments: int = Field(ge=0)
     churn_intent: int = Field(ge=0, description="Comments stating an intent to leave.")
     complaints: int = Field(ge=0)
+    themes: dict[str, int] = Field(
+        default_factory=dict, description="Mentions per theme (in ClickHouse: table theme_minute)."
+    )
+    negative_themes: dict[str, int] = Field(
+        default_factory=dict, description="Mentions per theme in a negative clause."
+    )

@@ -12,7 +12,11 @@ class Topics(BaseModel):
         "ksp.feedback.deadletter",
         description="Messages that could not be parsed or validated; the reason is in headers.",
     )
+    aggregates: str = Field(
+        "ksp.quality.minute",
+        description="Partial minute aggregates per scope (additive; keyed by scope).",
+    )
     alerts: str = Field("ksp.alerts", description="Alert state changes (firing, resolved).")
 
     def all(self) -> list[str]:
-        return [self.raw, self.scored, self.deadletter, self.alerts]
+        return [self.raw, self.scored, self.deadletter, self.aggregates, self.alerts]

@@ -1,5 +1,7 @@
 -- Minute, hour and day aggregates per touchpoint x unit x segment, kept by materialized views.
 -- SummingMergeTree adds rows with equal keys at merge time: always query with sum() and GROUP BY.
+-- sumIf over a Nullable column is Nullable (NULL for a group without answers): assumeNotNull
+-- keeps the sums Float64, which the target columns require.
 CREATE TABLE IF NOT EXISTS {db}.quality_minute
 (
     minute           DateTime('UTC'),
@@ -43,18 +45,18 @@ SELECT
     countIf(nps_category = 'passive') AS passives,
     countIf(nps_category = 'detractor') AS detractors,
     countIf(csat IS NOT NULL) AS csat_n,
-    sumIf(toFloat64(csat), csat IS NOT NULL) AS csat_sum,
-    sumIf(toFloat64(csat) * toFloat64(csat), csat IS NOT NULL) AS csat_sumsq,
+    sumIf(toFloat64(assumeNotNull(csat)), csat IS NOT NULL) AS csat_sum,
+    sumIf(toFloat64(assumeNotNull(csat)) * toFloat64(assumeNotNull(csat)), csat IS NOT NULL) AS csat_sumsq,
     countIf(csat_top_box = true) AS csat_top_box,
     countIf(ces IS NOT NULL) AS ces_n,
-    sumIf(toFloat64(ces), ces IS NOT NULL) AS ces_sum,
-    sumIf(toFloat64(ces) * toFloat64(ces), ces IS NOT NULL) AS ces_sumsq,
+    sumIf(toFloat64(assumeNotNull(ces)), ces IS NOT NULL) AS ces_sum,
+    sumIf(toFloat64(assumeNotNull(ces)) * toFloat64(assumeNotNull(ces)), ces IS NOT NULL) AS ces_sumsq,
     countIf(sqi IS NOT NULL) AS sqi_n,
-    sumIf(toFloat64(sqi), sqi IS NOT NULL) AS sqi_sum,
-    sumIf(toFloat64(sqi) * toFloat64(sqi), sqi IS NOT NULL) AS sqi_sumsq,
+    sumIf(toFloat64(assumeNotNull(sqi)), sqi IS NOT NULL) AS sqi_sum,
+    sumIf(toFloat64(assumeNotNull(sqi)) * toFloat64(assumeNotNull(sqi)), sqi IS NOT NULL) AS sqi_sumsq,
     countIf(sentiment IS NOT NULL) AS sentiment_n,
-    sumIf(toFloat64(sentiment), sentiment IS NOT NULL) AS sentiment_sum,
-    sumIf(toFloat64(sentiment) * toFloat64(sentiment), sentiment IS NOT NULL) AS sentiment_sumsq,
+    sumIf(toFloat64(assumeNotNull(sentiment)), sentiment IS NOT NULL) AS sentiment_sum,
+    sumIf(toFloat64(assumeNotNull(sentiment)) * toFloat64(assumeNotNull(sentiment)), sentiment IS NOT NULL) AS sentiment_sumsq,
     countIf(sentiment_label = 'negative') AS negative_comments,
     countIf(churn_intent) AS churn_intent,
     countIf(complaint) AS complaints

@@ -95,6 +95,8 @@ def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = No
     app = faust.App(**faust_config(settings))
     pipeline = ScoringPipeline(analyse_text=analyse_text, send_scored=_sender(app, settings.topics.scored),
                                send_dead_letter=_sender(app, settings.topics.deadletter),
+                               send_aggregate=_sender(app, settings.topics.aggregates)
+                               if settings.publish_aggregates else None,
                                raw_topic=settings.topics.raw, metrics=metrics)
     from services.scoring.agents import register_agents
 

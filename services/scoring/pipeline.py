@@ -11,6 +11,7 @@ from typing import Any
 from faust.types import EventT
 
 from schemas.scored import ScoredEvent
+from services.scoring.aggregates import aggregate_key_bytes, fold
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.processing import DeadLetter, RawMessage, process_message
 from services.scoring.scorers.event import TextAnalyser
@@ -25,12 +26,14 @@ class ScoringPipeline:
         analyse_text: TextAnalyser,
         send_scored: Send,
         send_dead_letter: Send,
+        send_aggregate: Send | None,
         raw_topic: str,
         metrics: ScoringMetrics,
     ) -> None:
         self.analyse_text = analyse_text
         self.send_scored = send_scored
         self.send_dead_letter = send_dead_letter
+        self.send_aggregate = send_aggregate
         self.raw_topic = raw_topic
         self.metrics = metrics
 
@@ -38,7 +41,13 @@ class ScoringPipeline:
         """Score a batch and wait until every output is acknowledged by the broker."""
         started = time.perf_counter()
         now = datetime.now(UTC)
-        deliveries = [await self._publish(self._process(event, now)) for event in events]
+        results = [self._process(event, now) for event in events]
+        deliveries = [await self._publish(result) for result in results]
+        if self.send_aggregate is not None:
+            scored = [r for r in results if isinstance(r, ScoredEvent)]
+            for aggregate in fold(scored):
+                deliveries.append(await self.send_aggregate(
+                    key=aggregate_key_bytes(aggregate), value=aggregate.model_dump_json().encode()))
         await asyncio.gather(*deliveries)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 

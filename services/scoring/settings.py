@@ -18,6 +18,9 @@ class ScoringSettings(ServiceSettings):
     agent_concurrency: int = Field(1, ge=1, description="Agent instances per worker.")
     producer_linger_ms: int = Field(5, ge=0, description="Producer linger: batch sends this long.")
     producer_max_batch_bytes: int = Field(1_048_576, description="Producer max batch size in bytes.")
+    publish_aggregates: bool = Field(
+        True, description="Publish partial minute aggregates per scope to topics.aggregates."
+    )
     sink_enabled: bool = Field(True, description="Run the ClickHouse sink in this worker.")
     sink_batch_rows: int = Field(2000, ge=1, description="Rows per ClickHouse insert, at most.")
     sink_batch_age_s: float = Field(0.5, gt=0, description="Max age of a batch before it is inserted.")

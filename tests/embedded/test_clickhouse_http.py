@@ -16,6 +16,7 @@ import clickhouse_connect
 import httpx
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from deploy.embedded.clickhouse import EmbeddedClickHouse, free_port
 
@@ -213,6 +214,20 @@ def test_large_parameters_arrive_as_multipart_form_fields(ch):
         parameters={"ids": ids},
     ).result_rows
     assert rows == [(5000,)]
+
+
+def test_an_error_in_a_materialized_view_fails_the_insert(ch):
+    # As on a server: the pipeline relies on a failed insert being reported, not swallowed.
+    client = _client(ch)
+    source, target = _table("mv_src"), _table("mv_dst")
+    client.command(f"CREATE TABLE {source} (x Int64) ENGINE = MergeTree ORDER BY x")
+    client.command(f"CREATE TABLE {target} (x Int64) ENGINE = MergeTree ORDER BY x")
+    client.command(f"CREATE MATERIALIZED VIEW {target}_mv TO {target} AS "
+                   f"SELECT throwIf(x = 42, 'boom') + x AS x FROM {source}")
+    with pytest.raises(DatabaseError, match="boom"):
+        client.insert(source, [[42]], column_names=["x"])
+    client.insert(source, [[1]], column_names=["x"])
+    assert client.query(f"SELECT sum(x) FROM {target}").result_rows == [(1,)]
 
 
 def test_clickhouse_connect_sessions_and_temp_tables(ch):
