@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-fast bench chaos lint typecheck schemas clean
+.PHONY: help venv run test test-fast bench chaos soak lint typecheck schemas clean
 
 help: ## Show the targets and what they do
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -29,7 +29,13 @@ test-fast: $(STAMP) ## Run only the tests that need neither broker nor ClickHous
 	$(BIN)/python -m pytest -m "not kafka and not clickhouse" $(PYTEST_ARGS)
 
 bench: $(STAMP) ## Benchmark the pipeline; writes bench/results/latest.json and BENCHMARKS.md
-	$(BIN)/ksp bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+chaos: $(STAMP) ## Fault injection under load (kill, freeze, restart) and its invariants
+	$(BIN)/python -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
+
+soak: $(STAMP) ## 30-minute soak at moderate load with memory sampling
+	$(BIN)/python -m tests.chaos.soak --minutes 30
 
 lint: $(STAMP) ## Lint with ruff
 	$(BIN)/ruff check services schemas deploy tests
