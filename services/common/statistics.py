@@ -396,7 +396,9 @@ def mean_diff_interval(
     se2 = wa + wb
     if se2 == 0.0:
         return DiffInterval(est, est, est, na, nb)
-    df = se2 * se2 / (wa * wa / (na - 1.0) + wb * wb / (nb - 1.0))
+    denom = wa * wa / (na - 1.0) + wb * wb / (nb - 1.0)
+    df = se2 * se2 / denom if denom > 0.0 else math.inf
+    df = min(df, 1e9)  # beyond this t is the normal distribution
     q = _quantile(confidence, df, method)
     half = q * math.sqrt(se2)
     return DiffInterval(est, est - half, est + half, na, nb)
