@@ -1,0 +1,163 @@
+"""Scale-out and failover, locally: two scoring and two alerts workers as real processes share
+the partitions of their topics; when one scoring worker is killed (SIGKILL, no clean shutdown)
+mid-stream, the survivor takes over its partitions and every event is stored exactly once.
+
+Runs against the session's embedded broker and ClickHouse, on topics and consumer groups of
+its own so it does not disturb the other end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from kafka import KafkaProducer
+
+from deploy.embedded.process import ManagedProcess, free_port
+from schemas.topics import Topics
+from services.common.clickhouse import connect, migrate
+from services.common.kafka import ensure_topics, security_config
+from services.common.settings import ClickHouseSettings, KafkaSettings
+
+KSP = [sys.executable, "-m", "services.cli"]
+EVENTS = 600
+
+pytestmark = pytest.mark.slow
+
+
+def _readyz(url: str) -> dict | None:
+    try:
+        response = httpx.get(f"{url}/readyz", timeout=1)
+    except httpx.HTTPError:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+def _partitions(url: str) -> int:
+    ready = _readyz(url)
+    return int(ready["partitions"]) if ready else 0
+
+
+def _wait(condition, timeout: float, what: str, processes: dict[str, ManagedProcess]):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    tails = "".join(p._log_tail() for p in processes.values())
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{tails}")
+
+
+def _event(event_id: str, i: int) -> dict:
+    return {
+        "event_id": event_id,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "touchpoint": ["web", "app", "store", "chat"][i % 4],
+        "source": "failover-test",
+        "unit": "failover-unit",
+        "customer_id": f"c-failover-{i % 50}",
+        "responses": [{"metric": "nps", "value": 9}],
+        "comment": {"text": "Schnell und freundlich, danke!"},
+    }
+
+
+def test_killed_scoring_worker_hands_over_and_every_event_is_stored_once(  # type: ignore[no-untyped-def]
+    kafka, clickhouse, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    # Every topic of the deployment gets a name of this run's own (whatever topics exist).
+    topics = {name: f"ksp.failover-{run}.{name}" for name in Topics.model_fields}
+    ch_settings = ClickHouseSettings(url=clickhouse.url)
+    kafka_settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers)
+    migrate(ch_settings)
+    ensure_topics(kafka_settings, list(topics.values()))
+
+    base = {
+        **os.environ,
+        "KSP_PROFILE": "dev",
+        "KSP_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KSP_CLICKHOUSE__URL": clickhouse.url,
+        "KSP_LOG__JSON_FORMAT": "false",
+        **{f"KSP_TOPICS__{name.upper()}": topic for name, topic in topics.items()},
+    }
+    processes: dict[str, ManagedProcess] = {}
+    urls: dict[str, str] = {}
+    for n in (1, 2):
+        port = free_port()
+        processes[f"scoring-{n}"] = ManagedProcess(f"scoring-{n}", [*KSP, "scoring"], env={
+            **base, "KSP_WORKER_ID": f"scoring-failover-{n}", "KSP_WEB_PORT": str(port),
+            "KSP_CONSUMER_GROUP": f"ksp-failover-scoring-{run}", "KSP_SINK_GROUP": f"ksp-failover-sink-{run}",
+        }, log_path=tmp_path / f"scoring-{n}.log")
+        urls[f"scoring-{n}"] = f"http://127.0.0.1:{port}"
+        port = free_port()
+        processes[f"alerts-{n}"] = ManagedProcess(f"alerts-{n}", [*KSP, "alerts"], env={
+            **base, "KSP_WORKER_ID": f"alerts-failover-{n}", "KSP_API_PORT": str(port),
+            "KSP_CONSUMER_GROUP": f"ksp-failover-alerts-{run}",
+        }, log_path=tmp_path / f"alerts-{n}.log")
+        urls[f"alerts-{n}"] = f"http://127.0.0.1:{port}"
+
+    producer = KafkaProducer(**security_config(kafka_settings), acks="all", linger_ms=5)
+    ids = [f"failover-{run}-{i:05d}" for i in range(EVENTS)]
+
+    def produce(indices: range) -> None:
+        for i in indices:
+            producer.send(topics["raw"], key=f"c-failover-{i % 50}".encode(),
+                          value=json.dumps(_event(ids[i], i)).encode())
+        producer.flush(timeout=30)
+
+    def stored() -> dict[str, int]:
+        client = connect(ch_settings)
+        try:
+            rows = client.query(
+                "SELECT event_id, count() FROM kundensprechen.feedback_events "
+                "WHERE event_id IN {ids:Array(String)} GROUP BY event_id", parameters={"ids": ids},
+            ).result_rows
+        finally:
+            client.close()
+        return {event_id: int(n) for event_id, n in rows}
+
+    try:
+        for process in processes.values():
+            process.start()
+        # Both workers of each service join their group and share its partitions.
+        for name, process in processes.items():
+            process.wait_ready(lambda url=urls[name]: _readyz(url) is not None, timeout=60)
+        _wait(lambda: all(_partitions(urls[f"scoring-{n}"]) > 0 for n in (1, 2)), 30,
+              "both scoring workers to own partitions", processes)
+        _wait(lambda: all(_partitions(urls[f"alerts-{n}"]) > 0 for n in (1, 2)), 30,
+              "both alerts workers to own partitions", processes)
+        before = {n: _partitions(urls[f"scoring-{n}"]) for n in (1, 2)}
+
+        # First half, then kill scoring-1 without warning while events are still flowing.
+        produce(range(EVENTS // 2))
+        _wait(lambda: len(stored()) >= EVENTS // 10, 30, "the first events in ClickHouse", processes)
+        processes["scoring-1"].kill()
+        assert not processes["scoring-1"].alive()
+        produce(range(EVENTS // 2, EVENTS))
+
+        # The survivor takes over the dead worker's partitions (after the session timeout).
+        total = before[1] + before[2]
+        _wait(lambda: _partitions(urls["scoring-2"]) == total, 45,
+              f"scoring-2 to own all {total} partitions (had {before[2]})", processes)
+
+        # Every event is stored, and none twice (no FINAL: the rows as they are).
+        counts = _wait(lambda: c if len(c := stored()) == EVENTS else None, 45,
+                       f"all {EVENTS} events in ClickHouse", processes)
+        assert set(counts) == set(ids)
+        duplicated = {event_id: n for event_id, n in counts.items() if n != 1}
+        assert not duplicated, f"stored more than once: {list(duplicated.items())[:10]}"
+        # The alerts workers kept running through the scoring failover.
+        assert all(processes[f"alerts-{n}"].alive() for n in (1, 2))
+        assert processes["scoring-2"].alive()
+    finally:
+        producer.close(timeout=5)
+        for process in processes.values():
+            process.stop(grace=15)
