@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -26,14 +27,40 @@ def security_config(kafka: KafkaSettings) -> dict[str, Any]:
     return config
 
 
+def uses_tls(kafka: KafkaSettings) -> bool:
+    return kafka.security_protocol in ("SSL", "SASL_SSL")
+
+
+def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
+    """Verifying TLS context: the configured CA bundle, else the system's."""
+    if not uses_tls(kafka):
+        return None
+    from aiokafka.helpers import create_ssl_context
+
+    return create_ssl_context(cafile=kafka.ssl_cafile)
+
+
 def aiokafka_config(kafka: KafkaSettings) -> dict[str, Any]:
     config = security_config(kafka)
-    if kafka.ssl_cafile:
-        from aiokafka.helpers import create_ssl_context
-
-        config["ssl_context"] = create_ssl_context(cafile=config.pop("ssl_cafile"))
+    config.pop("ssl_cafile", None)
+    if uses_tls(kafka):
+        config["ssl_context"] = ssl_context(kafka)
     config["request_timeout_ms"] = int(kafka.request_timeout_s * 1000)
     return config
+
+
+def faust_credentials(kafka: KafkaSettings) -> Any:
+    """Faust's `broker_credentials` for SASL and/or TLS; None for plaintext."""
+    import faust
+
+    context = ssl_context(kafka)
+    if kafka.sasl_mechanism:
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        return faust.SASLCredentials(username=kafka.sasl_username, password=password,
+                                     mechanism=kafka.sasl_mechanism, ssl_context=context)
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
 
 
 def ensure_topics(kafka: KafkaSettings, names: list[str]) -> list[str]:

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from services.common.clickhouse import connect
-from services.common.kafka import aiokafka_config
+from services.common.kafka import aiokafka_config, faust_credentials
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.pipeline import ScoringPipeline, Send
 from services.scoring.scorers.event import TextAnalyser
@@ -29,6 +29,7 @@ def faust_config(settings: ScoringSettings) -> dict[str, Any]:
     return {
         "id": settings.consumer_group,
         "broker": [f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        "broker_credentials": faust_credentials(kafka),
         "broker_session_timeout": kafka.session_timeout_s,
         "broker_heartbeat_interval": kafka.heartbeat_interval_s,
         "broker_request_timeout": kafka.request_timeout_s,
