@@ -113,7 +113,8 @@ def _sender(app: faust.App, topic: str) -> Send:
     Topic.send's per-message future and serializer bookkeeping saves tens of µs per event."""
 
     async def send(*, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any:
-        return await app.producer.send(topic, key, value, None, None, headers)
+        producer = await app.maybe_start_producer()  # Topic.send does this too; cheap once started
+        return await producer.send(topic, key, value, None, None, headers)
 
     return send
 

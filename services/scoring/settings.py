@@ -19,7 +19,11 @@ class ScoringSettings(ServiceSettings):
     producer_linger_ms: int = Field(5, ge=0, description="Producer linger: batch sends this long.")
     producer_max_batch_bytes: int = Field(1_048_576, description="Producer max batch size in bytes.")
     publish_aggregates: bool = Field(
-        True, description="Publish partial minute aggregates per scope to topics.aggregates."
+        False,
+        description="Publish partial minute aggregates per scope to topics.aggregates. Off by "
+        "default: on the embedded Tansu broker, produce acknowledgements for this extra topic "
+        "were seen to never arrive (the agent then stalls); ClickHouse builds the same "
+        "aggregates from the stored rows.",
     )
     sink_enabled: bool = Field(True, description="Run the ClickHouse sink in this worker.")
     sink_batch_rows: int = Field(2000, ge=1, description="Rows per ClickHouse insert, at most.")
