@@ -18,7 +18,9 @@ import pytest
 
 from deploy.embedded.process import ManagedProcess, free_port
 from services.common.clickhouse import connect, migrate
-from services.common.settings import ClickHouseSettings
+from schemas.topics import Topics
+from services.common.kafka import ensure_topics
+from services.common.settings import ClickHouseSettings, KafkaSettings
 
 KSP = [sys.executable, "-m", "services.cli"]
 
@@ -89,6 +91,7 @@ def pipeline(kafka, clickhouse, tmp_path_factory: pytest.TempPathFactory) -> Ite
     logs = tmp_path_factory.mktemp("pipeline-logs")
     ch_settings = ClickHouseSettings(url=clickhouse.url)
     migrate(ch_settings)
+    ensure_topics(KafkaSettings(bootstrap_servers=kafka.bootstrap_servers), Topics().all())
     webhook = WebhookReceiver().start()
     ports = {"ingest": free_port(), "alerts": free_port(), "scoring": free_port()}
     env = {
