@@ -29,6 +29,10 @@ COMMENTS = {
         "en": ["Rude staff and a long wait.", "The bill was wrong again, very annoying.",
                "Nobody answered the phone for an hour."],
     },
+    "incident": {
+        "de": ["Über eine Stunde Wartezeit an der Kasse, niemand hilft.", "Schon wieder eine falsche Rechnung, die Preise stimmen nicht."],
+        "en": ["Waited over an hour at the counter, nobody helped.", "Another wrong bill, the prices are not what you advertised."],
+    },
     "churn": {
         "de": ["Ich kündige meinen Vertrag, das war das letzte Mal.", "Nie wieder, ich wechsle zur Konkurrenz."],
         "en": ["I am cancelling my contract, this was the last time.", "Never again, I'm switching to another provider."],
@@ -58,8 +62,8 @@ def make_event(rng: random.Random, now: datetime, elapsed_s: float, incident: In
     in_incident = unit == incident.unit and elapsed_s >= incident.starts_after_s
     nps = nps_answer(rng, incident.detractor_share if in_incident else 0.2)
     category = "promoter" if nps >= 9 else "passive" if nps >= 7 else "detractor"
-    if category == "detractor" and in_incident and rng.random() < incident.churn_share:
-        category = "churn"
+    if category == "detractor" and in_incident:
+        category = "churn" if rng.random() < incident.churn_share else "incident"
     language = rng.choice(["de", "de", "en"])
     event: dict[str, Any] = {
         "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
@@ -68,11 +72,16 @@ def make_event(rng: random.Random, now: datetime, elapsed_s: float, incident: In
         "source": "demo-simulator",
         "unit": unit,
         "segment": rng.choice(SEGMENTS),
-        "customer_id": f"c-{rng.randint(1, 5000):05d}",
+        # a pool of regulars gives feedback across touchpoints, so timelines have history
+        "customer_id": f"c-{rng.randint(1, 300 if rng.random() < 0.3 else 5000):05d}",
         "responses": [{"metric": "nps", "value": nps}],
     }
     if rng.random() < 0.6:
-        event["responses"].append({"metric": "csat", "value": max(1, min(5, round(nps / 2)))})
+        csat = round(nps / 2.5 + 1 + rng.gauss(0, 0.6))
+        event["responses"].append({"metric": "csat", "value": max(1, min(5, csat))})
+    if rng.random() < 0.4:
+        ces = round(nps / 10 * 6 + 1 + rng.gauss(0, 0.8))
+        event["responses"].append({"metric": "ces", "value": max(1, min(7, ces))})
     if rng.random() < 0.7:
         event["comment"] = {"text": rng.choice(COMMENTS[category][language])}
     return event
