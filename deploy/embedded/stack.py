@@ -38,7 +38,8 @@ class AlertPrinter(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
-        print(f"ALERT [{body.get('severity')}] {body.get('status')}: {body.get('summary')}", flush=True)
+        for alert in body.get("alerts", [body]):
+            print(f"ALERT [{alert.get('severity')}] {alert.get('status')}: {alert.get('summary')}", flush=True)
         self.send_response(204)
         self.end_headers()
 
@@ -154,7 +155,8 @@ Kundensprechen is running (logs in {self.logs}).
   Ingest API     http://127.0.0.1:{p.ingest}/v1/feedback   (docs: http://127.0.0.1:{p.ingest}/docs)
   ClickHouse     http://127.0.0.1:{p.clickhouse}/
                  curl -s 'http://127.0.0.1:{p.clickhouse}/?query={query}'
-  Alerts API     http://127.0.0.1:{p.alerts}/v1/alerts
+  Ops console    http://127.0.0.1:{p.alerts}/
+  Alerts API     http://127.0.0.1:{p.alerts}/v1/alerts   (docs: http://127.0.0.1:{p.alerts}/docs)
   Metrics        http://127.0.0.1:{p.ingest}/metrics  http://127.0.0.1:{p.scoring_web}/metrics  http://127.0.0.1:{p.alerts}/metrics
   Kafka          127.0.0.1:{p.kafka}
 
