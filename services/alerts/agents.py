@@ -1,4 +1,4 @@
-"""The Faust agent: a thin loop over batches of scored events; logic lives in `flows`."""
+"""The Faust agent: a thin loop over batches of scored events; logic lives in `service`/`flows`."""
 
 from __future__ import annotations
 

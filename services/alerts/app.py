@@ -1,20 +1,34 @@
-"""Where the alerts service is wired: Faust app, agent, delivery, HTTP API."""
+"""Where the alerts service is wired: Faust app, agent, tick, outbox, cases, FastAPI in the worker."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import faust
 import httpx
+from faust.contrib.asgi import serve_asgi
 from mode import Service
 from prometheus_client import CollectorRegistry
 
 from services.alerts.agents import register_agents
-from services.alerts.api import register_api
+from services.alerts.api import build_api
+from services.alerts.cases.log import CaseTopicReader, HistoryWriter
+from services.alerts.delivery.alertmanager import AlertmanagerChannel
+from services.alerts.delivery.base import Channel
+from services.alerts.delivery.email import EmailChannel
+from services.alerts.delivery.outbox import Outbox
+from services.alerts.delivery.slack import SlackChannel
 from services.alerts.delivery.webhook import WebhookChannel
 from services.alerts.metrics import AlertsMetrics
-from services.alerts.service import AlertHandler
+from services.alerts.service import AlertsRuntime
 from services.alerts.settings import AlertsSettings
+from services.common.clickhouse import connect
+from services.common.kafka import ensure_topics, faust_credentials
+
+log = logging.getLogger("ksp.alerts")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per delivery attempt otherwise
 
 
 def faust_config(settings: AlertsSettings) -> dict[str, Any]:
@@ -24,6 +38,8 @@ def faust_config(settings: AlertsSettings) -> dict[str, Any]:
         "broker": [f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
         "broker_session_timeout": kafka.session_timeout_s,
         "broker_heartbeat_interval": kafka.heartbeat_interval_s,
+        "broker_request_timeout": kafka.request_timeout_s,
+        "broker_credentials": faust_credentials(kafka),
         "producer_acks": -1,
         "consumer_auto_offset_reset": "earliest",
         "topic_partitions": kafka.topic_partitions,
@@ -36,17 +52,106 @@ def faust_config(settings: AlertsSettings) -> dict[str, Any]:
     }
 
 
-class DeliveryService(Service):
-    def __init__(self, handler: AlertHandler, client: httpx.AsyncClient, **kwargs: Any) -> None:
+def build_channels(settings: AlertsSettings, client: httpx.AsyncClient) -> tuple[dict[str, Channel], list[str], dict[str, int]]:
+    """Named channels from `receivers`, plus the fallback webhooks from `webhook_urls`."""
+    base_url = settings.base_url()
+    default_secret = settings.webhook_secret.get_secret_value().encode()
+    channels: dict[str, Channel] = {}
+    attempts: dict[str, int] = {}
+    for name, r in settings.receivers.items():
+        if r.type in ("webhook", "slack", "alertmanager") and not r.url:
+            raise ValueError(f"receiver {name!r} ({r.type}) needs a url")
+        if r.type == "webhook":
+            secret = r.secret.get_secret_value().encode() if r.secret else default_secret
+            channels[name] = WebhookChannel(client, name, r.url or "", secret)
+        elif r.type == "slack":
+            channels[name] = SlackChannel(client, name, r.url or "", base_url)
+        elif r.type == "alertmanager":
+            channels[name] = AlertmanagerChannel(client, name, r.url or "", base_url)
+        else:
+            channels[name] = EmailChannel(name, settings.smtp, r.to, base_url)
+        if r.attempts:
+            attempts[name] = r.attempts
+    fallback = []
+    for i, url in enumerate(settings.webhook_urls):
+        name = "webhook" if i == 0 else f"webhook-{i + 1}"
+        while name in channels:
+            name += "-fallback"
+        channels[name] = WebhookChannel(client, name, url, default_secret)
+        fallback.append(name)
+    return channels, fallback, attempts
+
+
+def build_engine(settings: AlertsSettings) -> tuple[Any, Any, Any]:
+    """AlertEvaluator, Notifier and RulesWatcher (None without a rules file) from the rules."""
+    from services.alerts.flows import AlertEvaluator
+    from services.alerts.notify import Notifier
+    from services.alerts.rules import RulesWatcher, load_rules
+
+    rules = load_rules(settings.rules_path)
+    watcher = RulesWatcher(settings.rules_path) if settings.rules_path else None
+    return AlertEvaluator(rules), Notifier(rules.routing), watcher
+
+
+class AlertsService(Service):
+    """Start-up (topics, replay of the cases topic), the periodic tick, history writer,
+    and the graceful stop (flush what is due, wait for deliveries in flight)."""
+
+    def __init__(self, runtime: AlertsRuntime, client: httpx.AsyncClient, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.handler = handler
+        self.runtime = runtime
         self.client = client
+        self.reader: CaseTopicReader | None = None
+
+    async def on_start(self) -> None:
+        s = self.runtime.settings
+        await asyncio.to_thread(ensure_topics, s.kafka, [s.cases_topic, s.topics.alerts])
+        self.reader = CaseTopicReader(s.kafka, s.cases_topic)
+        await self.reader.start(s.rebuild_timeout_s)
+        events = await self.reader.replay(s.rebuild_timeout_s)
+        applied = self.runtime.cases.rebuild(events)
+        log.info("cases rebuilt from %s: %d events, %d cases", s.cases_topic, applied, len(self.runtime.cases.cases))
+        self.runtime.started.set()
 
     @Service.task
-    async def _deliver(self) -> None:
-        await self.handler.deliver_forever()
+    async def _tick(self) -> None:
+        interval = self.runtime.settings.tick_interval_s
+        while not self.should_stop:
+            await self.sleep(interval)
+            if self.should_stop:
+                break
+            try:
+                await self.runtime.tick()
+            except Exception:
+                self.runtime.metrics.tick_errors.inc()
+                log.exception("alerts tick failed")
+
+    @Service.task
+    async def _follow_cases(self) -> None:
+        """Case events other workers append (and our own, which are skipped as known)."""
+        await self.runtime.started.wait()
+        while not self.should_stop and self.reader is not None:
+            try:
+                for event in await self.reader.poll(1000):
+                    self.runtime.apply_remote(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("following the cases topic failed; retrying")
+                await self.sleep(1.0)
+
+    @Service.task
+    async def _history(self) -> None:
+        if self.runtime.history is not None:
+            await self.runtime.history.run()
 
     async def on_stop(self) -> None:
+        await self.runtime.flush(self.runtime.settings.shutdown_flush_s)
+        await self.runtime.outbox.close()
+        if self.reader is not None:
+            await self.reader.stop()
+        if self.runtime.history is not None:
+            self.runtime.history.close()
         await self.client.aclose()
 
 
@@ -55,12 +160,26 @@ def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = Non
     metrics = AlertsMetrics(registry)
     app = faust.App(**faust_config(settings))
     alerts_topic = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
+    cases_topic = app.topic(settings.cases_topic, key_serializer="raw", value_serializer="raw")
     client = httpx.AsyncClient(timeout=settings.delivery_timeout_s)
-    secret = settings.webhook_secret.get_secret_value().encode()
-    channels = [WebhookChannel(client, url, secret, attempts=settings.delivery_attempts,
-                               backoff_s=settings.delivery_backoff_s) for url in settings.webhook_urls]
-    handler = AlertHandler(channels=channels, publish=alerts_topic.send, metrics=metrics)
-    register_agents(app, settings, handler.handle)
-    app.service(DeliveryService(handler, client, loop=None))  # type: ignore[arg-type]
-    register_api(app, handler, registry)
+    channels, fallback, attempts = build_channels(settings, client)
+    outbox = Outbox(channels, fallback=fallback, attempts=settings.delivery_attempts,
+                    backoff_s=settings.delivery_backoff_s, backoff_max_s=settings.delivery_backoff_max_s,
+                    timeout_s=settings.delivery_timeout_s + 1, attempts_by_channel=attempts)
+    evaluator, notifier, watcher = build_engine(settings)
+    history = (HistoryWriter(lambda: connect(settings.clickhouse), settings.clickhouse.database)
+               if settings.clickhouse_history else None)
+    runtime = AlertsRuntime(settings, evaluator=evaluator, notifier=notifier, outbox=outbox, metrics=metrics,
+                            publish_alert=alerts_topic.send, publish_case=cases_topic.send, history=history,
+                            watcher=watcher)
+    register_agents(app, settings, runtime.handle)
+    app.service(AlertsService(runtime, client, loop=None))  # type: ignore[arg-type]
+
+    def ready() -> tuple[bool, int]:
+        assigned = app.consumer.assignment() if app.consumer else set()
+        return bool(assigned), len(assigned)
+
+    api = build_api(runtime, registry, ready=ready, clickhouse=lambda: connect(settings.clickhouse))
+    serve_asgi(app, api, host=settings.api_host, port=settings.api_port)
+    app.alerts_runtime = runtime  # type: ignore[attr-defined]
     return app

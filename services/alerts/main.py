@@ -17,6 +17,8 @@ def serve(settings: AlertsSettings) -> None:
     from services.alerts.app import build_app
 
     app = build_app(settings)
-    log.info("alerts worker %s starting; API on http://%s:%d/v1/alerts",
-             settings.worker_id, settings.api_host, settings.api_port)
+    log.info("alerts worker %s starting; API on http://%s:%d/v1/alerts (docs /docs), cases topic %s, rules %s",
+             settings.worker_id, settings.api_host, settings.api_port, settings.cases_topic,
+             settings.rules_path or "built-in")
+    # SIGTERM/SIGINT stop the worker; AlertsService.on_stop flushes what is due first.
     faust.Worker(app, loglevel=settings.log.level, quiet=True).execute_from_commandline()

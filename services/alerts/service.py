@@ -1,67 +1,300 @@
-"""Alert handling with side effects at the edge: publish state changes, deliver, park failures."""
+"""The alerts runtime: pure parts wired to their side effects.
+
+    scored batch ─> AlertEvaluator.on_scored ─> alert changes ─┬─> alerts topic, ClickHouse `alerts`
+                                                              ├─> Notifier.receive
+                                                              └─> case events (open / condition cleared)
+    tick ─> on_tick, RulesWatcher.poll (hot reload), Notifier.due ─> Outbox (never awaited), SLA check
+    API  ─> lifecycle commands, silences, parked deliveries
+
+Every case event is applied in memory, published to the cases topic (the source of truth the
+store is rebuilt from) and written to ClickHouse `alert_events`; subscribers of the event
+stream (GET /v1/stream) see it too. The agent never waits for a delivery or for ClickHouse.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.alert import Alert
+from schemas.alert import Alert, AlertStatus
+from schemas.cases import Case, CaseCommand, CaseEvent, Silence
 from schemas.scored import ScoredEvent
-from services.alerts.flows import AlertState, evaluate
+from services.alerts.cases.log import HistoryWriter
+from services.alerts.cases.model import CaseError, decide
+from services.alerts.cases.store import CaseStore
+from services.alerts.delivery.outbox import Delivery, Outbox
 from services.alerts.metrics import AlertsMetrics
+from services.alerts.settings import AlertsSettings
 
 log = logging.getLogger("ksp.alerts")
 
-
-class Channel(Protocol):
-    name: str
-
-    async def deliver(self, alert: Alert) -> None: ...
+Publish = Callable[..., Awaitable[Any]]
 
 
-class AlertHandler:
-    def __init__(self, *, channels: Sequence[Channel], publish: Callable[..., Awaitable[Any]],
-                 metrics: AlertsMetrics) -> None:
-        self.state = AlertState()
-        self.channels = list(channels)
-        self.publish = publish
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Hub:
+    """Fan-out of live events to GET /v1/stream subscribers (bounded; slow readers lose the oldest)."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self.size = size
+        self.subscribers: set[asyncio.Queue[tuple[str, Any]]] = set()
+
+    def subscribe(self) -> asyncio.Queue[tuple[str, Any]]:
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(self.size)
+        self.subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[tuple[str, Any]]) -> None:
+        self.subscribers.discard(queue)
+
+    def publish(self, kind: str, data: Any) -> None:
+        for queue in list(self.subscribers):
+            if queue.full():
+                try:
+                    queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    pass
+            queue.put_nowait((kind, data))
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    """A case without its history (lists, the event stream)."""
+    data = case.model_dump(mode="json", exclude={"history"})
+    data["events"] = len(case.history)
+    return data
+
+
+class AlertsRuntime:
+    def __init__(
+        self,
+        settings: AlertsSettings,
+        *,
+        evaluator: Any,
+        notifier: Any,
+        outbox: Outbox,
+        metrics: AlertsMetrics,
+        publish_alert: Publish,
+        publish_case: Publish,
+        cases: CaseStore | None = None,
+        history: HistoryWriter | None = None,
+        watcher: Any = None,
+        hub: Hub | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.evaluator = evaluator
+        self.notifier = notifier
+        self.outbox = outbox
         self.metrics = metrics
-        self.outbox: asyncio.Queue[tuple[Alert, datetime]] = asyncio.Queue()
-        self.parked: list[tuple[str, Alert, str]] = []
-        self.delivered: list[Alert] = []
+        self.publish_alert = publish_alert
+        self.publish_case = publish_case
+        self.cases = cases or CaseStore()
+        self.history = history
+        self.watcher = watcher
+        self.hub = hub or Hub()
+        self.clock = clock
+        self.started = asyncio.Event()
+        self.accepted_at: dict[str, datetime] = {}  # alert id -> accepted_at of the triggering event
+        self._lock = asyncio.Lock()
+        self._rules_checked = 0.0
+        outbox.on_result = self._on_delivery
 
+    # -- agent ---------------------------------------------------------------------------
     async def handle(self, values: Sequence[bytes]) -> None:
-        now = datetime.now(UTC)
-        for value in values:
-            self.metrics.events.inc()
-            try:
-                scored = ScoredEvent.model_validate_json(value)
-            except ValidationError as exc:
-                log.error("unreadable scored event skipped: %s", exc)
-                continue
-            for alert in evaluate(self.state, scored, now):
-                await self.publish(key=alert.fingerprint.encode(), value=alert.model_dump_json().encode())
-                self.metrics.alerts.labels(alert.kind.value, alert.severity.value, alert.status.value).inc()
-                self.outbox.put_nowait((alert, scored.accepted_at))
+        """One batch of scored events from the agent."""
+        await self.started.wait()
+        async with self._lock:
+            for value in values:
+                self.metrics.events.inc()
+                try:
+                    scored = ScoredEvent.model_validate_json(value)
+                except ValidationError as exc:
+                    self.metrics.unreadable.inc()
+                    log.error("unreadable scored event skipped: %s", exc)
+                    continue
+                now = self.clock()
+                for event in self.cases.on_feedback(scored, now, self.settings.worker_id):
+                    await self._record(event)
+                alerts = self.evaluator.on_scored(scored, now)
+                if alerts:
+                    await self._on_alerts(alerts, now, scored)
+            self._dispatch(self.clock())
 
-    async def deliver_forever(self) -> None:
-        while True:
-            alert, accepted_at = await self.outbox.get()
-            await asyncio.gather(*(self._deliver(channel, alert, accepted_at) for channel in self.channels))
+    # -- tick ----------------------------------------------------------------------------
+    async def tick(self) -> None:
+        """Time-based evaluation, rules hot reload, due notifications, SLA escalation."""
+        async with self._lock:
+            now = self.clock()
+            self._maybe_reload(now)
+            alerts = self.evaluator.on_tick(now)
+            if alerts:
+                await self._on_alerts(alerts, now)
+            self._dispatch(now)
+            for event in self.cases.overdue(now, self.settings.worker_id):
+                await self._record(event)
+            self.metrics.firing.set(len(self.evaluator.firing()))
+            self.metrics.pending.set(len(self.outbox.pending()))
+            for state, n in self.cases.counts().items():
+                self.metrics.cases.labels(state).set(n)
 
-    async def _deliver(self, channel: Channel, alert: Alert, accepted_at: datetime) -> None:
-        try:
-            await channel.deliver(alert)
-        except Exception as exc:  # parked, visible in the API, never dropped silently
-            log.error("delivery of %s via %s parked: %s", alert.alert_id, channel.name, exc)
-            self.parked.append((channel.name, alert, str(exc)))
-            self.metrics.deliveries.labels(channel.name, "parked").inc()
+    def _maybe_reload(self, now: datetime) -> None:
+        if self.watcher is None:
             return
-        self.delivered.append(alert)
-        self.metrics.deliveries.labels(channel.name, "delivered").inc()
-        self.metrics.detection_latency.observe((datetime.now(UTC) - accepted_at).total_seconds())
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._rules_checked < self.settings.rules_poll_s:
+            return
+        self._rules_checked = loop_time
+        try:
+            rules = self.watcher.poll()
+        except Exception:
+            log.exception("rules file could not be reloaded; the previous rules stay in force")
+            return
+        if rules is None:
+            return
+        self.evaluator.reload(rules)
+        self.notifier.update_routing(rules.routing)
+        self.metrics.rules_reloads.inc()
+        log.info("rules reloaded from %s", self.settings.rules_path)
+
+    async def flush(self, timeout: float) -> None:
+        """Graceful shutdown: hand over what is due, wait for deliveries in flight, write history."""
+        try:
+            async with self._lock:
+                self._dispatch(self.clock())
+        except Exception:
+            log.exception("final dispatch failed")
+        if not await self.outbox.drain(timeout):
+            log.warning("%d deliveries still in flight at shutdown", len(self.outbox.pending()))
+        if self.history is not None:
+            await self.history.flush()
+
+    # -- alerts and cases ----------------------------------------------------------------
+    async def _on_alerts(self, alerts: Sequence[Alert], now: datetime, scored: ScoredEvent | None = None) -> None:
+        for alert in alerts:
+            await self.publish_alert(key=alert.fingerprint.encode(), value=alert.model_dump_json().encode())
+            self.metrics.alerts.labels(alert.kind.value, alert.severity.value, alert.status.value).inc()
+            if alert.status is AlertStatus.firing:
+                self.metrics.fired.labels(alert.rule, alert.severity.value).inc()
+                if scored is not None:
+                    self.accepted_at[alert.alert_id] = scored.accepted_at
+            else:
+                self.metrics.resolved.labels(alert.rule, alert.severity.value).inc()
+            if self.history is not None:
+                self.history.alert(alert, now)
+            self.notifier.receive(alert, now)
+            evidence: dict[str, float | str] = {"worker_id": self.settings.worker_id}
+            if scored is not None and alert.status is AlertStatus.firing:
+                evidence["trigger_event_id"] = scored.event_id
+                if scored.nps is not None:
+                    evidence["evidence_nps"] = float(scored.nps)
+                if scored.sqi is not None:
+                    evidence["evidence_sqi"] = float(scored.sqi)
+            for event in self.cases.on_alert(alert, now, self.settings.sla_s, evidence,
+                                             self.active_silences(now)):
+                await self._record(event)
+            self.hub.publish("alert", alert.model_dump(mode="json"))
+
+    async def _record(self, event: CaseEvent) -> Case | None:
+        case = self.cases.apply(event)
+        if case is None:
+            return None
+        self.metrics.case_events.labels(event.action.value).inc()
+        if event.action.value == "escalated":
+            self.metrics.escalations.labels(case.alert.severity.value).inc()
+        try:
+            await self.publish_case(key=event.case_id.encode(), value=event.model_dump_json().encode())
+        except Exception:
+            log.exception("case event %s#%d could not be published to %s", event.case_id, event.sequence,
+                          self.settings.cases_topic)
+        if self.history is not None:
+            self.history.case_event(event, case)
+        self.hub.publish("case", {"action": event.action.value, "sequence": event.sequence,
+                                  "case": case_summary(case)})
+        return case
+
+    def apply_remote(self, event: CaseEvent) -> Case | None:
+        """A case event read back from the cases topic: ours (already applied, skipped) or
+        another worker's (applied here too, so every worker's API shows every case)."""
+        known = self.cases.cases.get(event.case_id)
+        if known is not None and event.sequence < len(known.history):
+            if known.history[event.sequence] != event:
+                log.warning("conflicting case event %s#%d from the cases topic ignored (two workers "
+                            "changed the case at once)", event.case_id, event.sequence)
+            return None
+        try:
+            case = self.cases.apply(event)
+        except CaseError as exc:
+            log.warning("case event %s#%d from the cases topic does not fit: %s", event.case_id,
+                        event.sequence, exc.detail)
+            return None
+        if case is not None:
+            self.hub.publish("case", {"action": event.action.value, "sequence": event.sequence,
+                                      "case": case_summary(case)})
+        return case
+
+    def _dispatch(self, now: datetime) -> None:
+        for notification in self.notifier.due(now):
+            accepted = [self.accepted_at[a.alert_id] for a in notification.alerts if a.alert_id in self.accepted_at]
+            status = getattr(notification.status, "value", notification.status)
+            self.metrics.notifications.labels(notification.receiver, str(status)).inc()
+            self.outbox.submit(notification, accepted_at=min(accepted) if accepted and status == "firing" else None)
+        if len(self.accepted_at) > 100_000:
+            for key in list(self.accepted_at)[:50_000]:
+                del self.accepted_at[key]
+
+    def _on_delivery(self, delivery: Delivery, outcome: str) -> None:
+        self.metrics.deliveries.labels(delivery.channel, outcome).inc()
+        self.metrics.parked.set(len(self.outbox.parked()))
+        if outcome == "delivered" and delivery.accepted_at is not None and delivery.replays == 0:
+            self.metrics.detection_latency.observe((utcnow() - delivery.accepted_at).total_seconds())
+            delivery.accepted_at = None  # once per delivery
+        self.hub.publish("delivery", {k: v for k, v in delivery.to_json().items() if k != "history"})
+
+    # -- API -----------------------------------------------------------------------------
+    async def command(self, case_id: str, name: str, command: CaseCommand) -> Case:
+        async with self._lock:
+            case = self.cases.get(case_id)
+            event = decide(case, name, command, self.clock())
+            updated = await self._record(event)
+            return updated or self.cases.get(case_id)
+
+    def active_silences(self, now: datetime | None = None) -> list[Silence]:
+        now = now or self.clock()
+        return [s for s in self.notifier.silences() if s.ends_at > now]
+
+    def add_silence(self, matchers: dict[str, str], *, created_by: str, comment: str = "",
+                    starts_at: datetime | None = None, ends_at: datetime | None = None,
+                    duration_s: float | None = None) -> Silence:
+        now = self.clock()
+        starts = starts_at or now
+        ends = ends_at or starts + timedelta(seconds=duration_s or 3600)
+        if ends <= starts:
+            raise ValueError("ends_at must be after starts_at")
+        if not matchers:
+            raise ValueError("a silence needs at least one matcher")
+        silence = Silence(silence_id=uuid.uuid4().hex, matchers=matchers, starts_at=starts, ends_at=ends,
+                          created_by=created_by, comment=comment)
+        self.notifier.add_silence(silence)
+        self.hub.publish("silence", {"action": "created", "silence": silence.model_dump(mode="json")})
+        return silence
+
+    def remove_silence(self, silence_id: str) -> bool:
+        if not any(s.silence_id == silence_id for s in self.notifier.silences()):
+            return False
+        self.notifier.remove_silence(silence_id)
+        self.hub.publish("silence", {"action": "deleted", "silence_id": silence_id})
+        return True
+
+    def replay(self, delivery_id: str) -> Delivery:
+        delivery = self.outbox.replay(delivery_id)
+        self.metrics.parked.set(len(self.outbox.parked()))
+        return delivery

@@ -63,15 +63,18 @@ def test_a_detractor_who_states_intent_to_cancel_triggers_a_signed_webhook(pipel
     assert httpx.post(f"{pipeline.ingest_url}/v1/feedback", json=event, timeout=10).status_code == 202
 
     def delivered() -> list[int]:
-        return [i for i, a in enumerate(pipeline.webhook.received) if a["labels"].get("customer_id") == customer]
+        return [i for i, n in enumerate(pipeline.webhook.received)
+                if any(a["labels"].get("customer_id") == customer for a in n["alerts"])]
 
     index = wait_until(delivered, timeout=30, what="the churn-risk webhook")[0]
-    alert, headers = pipeline.webhook.received[index], pipeline.webhook.headers[index]
+    notification, headers = pipeline.webhook.received[index], pipeline.webhook.headers[index]
+    [alert] = [a for a in notification["alerts"] if a["labels"].get("customer_id") == customer]
+    assert notification["status"] == "firing"
     assert alert["kind"] == "churn_risk" and alert["status"] == "firing"
     assert alert["evidence"]["example_event_ids"] == [event["event_id"]]
     expected = hmac.new(b"test-secret", pipeline.webhook.bodies[index], hashlib.sha256).hexdigest()
     assert headers["x-ksp-signature"] == f"sha256={expected}"
-    assert headers["idempotency-key"] == f"{alert['alert_id']}:firing"
+    assert headers["idempotency-key"] == notification["idempotency_key"]
 
 
 def test_a_happy_customer_triggers_no_alert(pipeline: Pipeline) -> None:
@@ -79,4 +82,5 @@ def test_a_happy_customer_triggers_no_alert(pipeline: Pipeline) -> None:
     event = feedback(f"fine-{uuid.uuid4()}", nps=10, comment="Great, I will recommend you!", customer=customer)
     assert httpx.post(f"{pipeline.ingest_url}/v1/feedback", json=event, timeout=10).status_code == 202
     wait_until(lambda: stored(pipeline, [event["event_id"]]) == 1, timeout=30, what="the row")
-    assert not any(a["labels"].get("customer_id") == customer for a in pipeline.webhook.received)
+    assert not any(a["labels"].get("customer_id") == customer
+                   for n in pipeline.webhook.received for a in n["alerts"])

@@ -1,59 +1,50 @@
-"""Generic webhook: JSON body, HMAC-SHA256 signature, idempotency key, retries with backoff."""
+"""Generic webhook: the notification as JSON, HMAC-SHA256 signature, idempotency key.
+
+Body: `{"version": 1, "receiver", "group_key", "status", "group_labels", "idempotency_key",
+"alerts": [Alert, ...]}`. Headers: `Idempotency-Key` (same on every attempt and on a replay,
+so a receiver can drop repeats) and, with a secret, `X-KSP-Signature: sha256=<hex HMAC of the
+body>`. One attempt per `send`; the outbox retries.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import logging
+from typing import Any
 
 import httpx
+import orjson
 
-from schemas.alert import Alert
-
-log = logging.getLogger("ksp.alerts.webhook")
-
-
-class DeliveryFailed(Exception):
-    pass
+from services.alerts.delivery.base import DeliveryError, http_failure, notification_payload
 
 
 def signature(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def idempotency_key(alert: Alert) -> str:
-    """Same alert state -> same key, so a receiver can drop a repeated delivery."""
-    return f"{alert.alert_id}:{alert.status.value}"
-
-
 class WebhookChannel:
-    name = "webhook"
+    kind = "webhook"
 
-    def __init__(self, client: httpx.AsyncClient, url: str, secret: bytes, *, attempts: int,
-                 backoff_s: float) -> None:
+    def __init__(self, client: httpx.AsyncClient, name: str, url: str, secret: bytes = b"") -> None:
         self.client = client
+        self.name = name
         self.url = url
         self.secret = secret
-        self.attempts = attempts
-        self.backoff_s = backoff_s
 
-    async def deliver(self, alert: Alert) -> None:
-        body = alert.model_dump_json().encode()
-        headers = {"content-type": "application/json", "idempotency-key": idempotency_key(alert)}
+    def render(self, notification: Any) -> bytes:
+        return orjson.dumps(notification_payload(notification))
+
+    async def send(self, notification: Any) -> None:
+        body = self.render(notification)
+        headers = {"content-type": "application/json",
+                   "idempotency-key": notification.idempotency_key,
+                   "user-agent": "kundensprechen-alerts/1"}
         if self.secret:
             headers["x-ksp-signature"] = signature(self.secret, body)
-        delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
-            try:
-                response = await self.client.post(self.url, content=body, headers=headers)
-                if response.status_code < 300:
-                    return
-                reason = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                reason = repr(exc)
-            log.warning("webhook %s attempt %d/%d failed: %s", self.url, attempt, self.attempts, reason)
-            if attempt < self.attempts:
-                await asyncio.sleep(delay)
-                delay *= 2
-        raise DeliveryFailed(f"{self.url}: {reason}")
+        try:
+            response = await self.client.post(self.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"{self.url}: {exc!r}") from exc
+        if response.status_code >= 300:
+            error = http_failure(response.status_code, response.text)
+            raise DeliveryError(f"{self.url}: {error.reason}", retryable=error.retryable)

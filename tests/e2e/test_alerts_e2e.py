@@ -1,0 +1,177 @@
+"""End to end, all services as processes: a burst of detractors stating they will cancel, for
+several customers of one unit, becomes exactly one churn-risk alert (case) per customer and one
+grouped incident for the unit at the webhook within 5 s of the triggering event; it resolves
+when those customers post promoter scores, and the closed loop counts them as recovered."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from deploy.embedded.process import ManagedProcess, free_port
+from schemas.topics import Topics
+from services.common.clickhouse import migrate
+from services.common.kafka import ensure_topics
+from services.common.settings import ClickHouseSettings, KafkaSettings
+from tests.alerts.test_delivery import Receiver
+from tests.e2e.conftest import KSP, _ready, wait_until
+
+# The built-in rules, with churn risk grouped per unit: one incident per unit, collecting the
+# customers' alerts for 1 s (group_wait) before the first notification.
+RULES = """
+version: 1
+rules:
+  - name: churn-risk
+    kind: churn_risk
+    severity: critical
+    signals: [intent]
+    resolve: {quiet_for: 14d, on_promoter: true}
+routing:
+  receivers: [webhook-ops]
+  default: {receiver: webhook-ops, group_by: [rule, touchpoint, unit], group_wait: 30s}
+  routes:
+    - name: churn-per-unit
+      match: {kind: churn_risk}
+      receiver: webhook-ops
+      group_by: [rule, unit]
+      group_wait: 1s
+      group_interval: 2s
+      repeat_interval: 24h
+"""
+
+
+@dataclass
+class AlertsStack:
+    ingest_url: str
+    alerts_url: str
+    webhook: Receiver
+    processes: dict[str, ManagedProcess]
+
+
+@pytest.fixture(scope="module")
+def stack(kafka, clickhouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertsStack]:  # type: ignore[no-untyped-def]
+    run = uuid.uuid4().hex[:8]
+    root = tmp_path_factory.mktemp("alerts-e2e")
+    rules = root / "rules.yaml"
+    rules.write_text(RULES)
+    topics = Topics(raw=f"e2e.{run}.raw", scored=f"e2e.{run}.scored", deadletter=f"e2e.{run}.dead",
+                    alerts=f"e2e.{run}.alerts")
+    migrate(ClickHouseSettings(url=clickhouse.url))
+    ensure_topics(KafkaSettings(bootstrap_servers=kafka.bootstrap_servers), [*topics.all(), f"e2e.{run}.cases"])
+    webhook = Receiver().start()
+    ports = {"ingest": free_port(), "scoring": free_port(), "alerts": free_port()}
+    common = {
+        **os.environ, "KSP_PROFILE": "dev", "KSP_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KSP_CLICKHOUSE__URL": clickhouse.url, "KSP_TOPICS__RAW": topics.raw, "KSP_TOPICS__SCORED": topics.scored,
+        "KSP_TOPICS__DEADLETTER": topics.deadletter, "KSP_TOPICS__ALERTS": topics.alerts,
+    }
+    env = {
+        "ingest": {**common, "KSP_PORT": str(ports["ingest"])},
+        "scoring": {**common, "KSP_WEB_PORT": str(ports["scoring"]), "KSP_WORKER_ID": f"scoring-{run}",
+                    "KSP_CONSUMER_GROUP": f"scoring-{run}", "KSP_SINK_GROUP": f"sink-{run}"},
+        "alerts": {**common, "KSP_API_PORT": str(ports["alerts"]), "KSP_WORKER_ID": f"alerts-{run}",
+                   "KSP_CONSUMER_GROUP": f"alerts-{run}", "KSP_CASES_TOPIC": f"e2e.{run}.cases",
+                   "KSP_RULES_PATH": str(rules), "KSP_TICK_INTERVAL_S": "0.2",
+                   "KSP_RECEIVERS": json.dumps({"webhook-ops": {"type": "webhook", "url": f"{webhook.url}/hook",
+                                                                "secret": "e2e-secret"}})},
+    }
+    processes = {name: ManagedProcess(f"{name}-{run}", [*KSP, name], env=env[name], log_path=root / f"{name}.log")
+                 for name in ("ingest", "scoring", "alerts")}
+    for process in processes.values():
+        process.start()
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    try:
+        for name in ("ingest", "scoring", "alerts"):
+            processes[name].wait_ready(lambda url=urls[name]: _ready(f"{url}/readyz"), timeout=90)
+        yield AlertsStack(urls["ingest"], urls["alerts"], webhook, processes)
+    finally:
+        for process in processes.values():
+            process.stop(grace=15)
+        webhook.stop()
+
+
+def feedback(customer: str, unit: str, nps: int, comment: str) -> dict[str, Any]:
+    return {"event_id": f"e2e-{uuid.uuid4()}", "occurred_at": datetime.now(UTC).isoformat(),
+            "touchpoint": "call_centre", "source": "alerts-e2e", "unit": unit, "customer_id": customer,
+            "responses": [{"metric": "nps", "value": nps}], "comment": {"text": comment}}
+
+
+CANCEL = ["Ich kündige meinen Vertrag, der Service war eine Katastrophe.",
+          "Terrible service, I will cancel my contract and switch to another provider."]
+
+
+def notifications_for(stack: AlertsStack, unit: str, status: str | None = None) -> list[dict[str, Any]]:
+    return [r for r in stack.webhook.requests
+            if any(a["labels"].get("unit") == unit for a in r["json"]["alerts"])
+            and (status is None or r["json"]["status"] == status)]
+
+
+def test_a_burst_of_cancelling_detractors_is_one_incident_per_unit_and_one_case_per_customer(stack: AlertsStack) -> None:
+    unit = f"unit-{uuid.uuid4().hex[:6]}"
+    customers = [f"{unit}-c{i}" for i in range(4)]
+    burst = [feedback(c, unit, nps, CANCEL[(i + j) % 2]) for i, c in enumerate(customers) for j, nps in enumerate((1, 3))]
+    posted = time.monotonic()
+    response = httpx.post(f"{stack.ingest_url}/v1/feedback", json=burst, timeout=10)
+    assert response.status_code == 202, response.text
+
+    first = wait_until(lambda: notifications_for(stack, unit, "firing"), timeout=30, what="the unit's incident")[0]
+    latency = first["at"] - posted
+    print(f"first notification of the unit's incident {latency:.2f} s after the burst was posted")
+    assert latency < 5.0, f"first notification {latency:.2f} s after the burst"
+    body = first["json"]
+    assert body["receiver"] == "webhook-ops" and body["group_labels"].get("unit") == unit
+    assert first["headers"]["idempotency-key"] == body["idempotency_key"]
+    assert first["headers"]["x-ksp-signature"].startswith("sha256=")
+
+    # every customer's alert reached the webhook, all in the unit's one group, one alert id each
+    def alert_ids() -> dict[str, set[str]]:
+        ids: dict[str, set[str]] = {}
+        for request in notifications_for(stack, unit, "firing"):
+            for alert in request["json"]["alerts"]:
+                ids.setdefault(alert["labels"]["customer_id"], set()).add(alert["alert_id"])
+        return ids
+
+    wait_until(lambda: set(alert_ids()) == set(customers), timeout=10, what="every customer's alert")
+    assert all(len(ids) == 1 for ids in alert_ids().values()), alert_ids()
+    assert len({r["json"]["group_key"] for r in notifications_for(stack, unit)}) == 1
+    assert all(a["kind"] == "churn_risk" for r in notifications_for(stack, unit) for a in r["json"]["alerts"])
+
+    cases = httpx.get(f"{stack.alerts_url}/v1/alerts", params={"unit": unit}, timeout=5).json()["cases"]
+    assert sorted(c["alert"]["labels"]["customer_id"] for c in cases) == customers  # one case per customer
+    assert {c["state"] for c in cases} == {"firing"} and {c["alert"]["kind"] for c in cases} == {"churn_risk"}
+
+    # scores recover: promoters from every customer resolve the incident and count as recovered
+    promoters = [feedback(c, unit, 10, "Alles wieder gut, danke für den Rückruf!") for c in customers]
+    assert httpx.post(f"{stack.ingest_url}/v1/feedback", json=promoters, timeout=10).status_code == 202
+    resolved = wait_until(lambda: notifications_for(stack, unit, "resolved"), timeout=30, what="the resolution")
+    assert {a["labels"]["customer_id"] for r in resolved for a in r["json"]["alerts"]} == set(customers)
+    assert all(a["status"] == "resolved" for r in resolved for a in r["json"]["alerts"])
+
+    def settled() -> list[dict[str, Any]]:
+        cases = httpx.get(f"{stack.alerts_url}/v1/alerts", params={"unit": unit}, timeout=5).json()["cases"]
+        return cases if all(c["condition_cleared"] and c["recovered"] is True for c in cases) else []
+
+    wait_until(settled, timeout=15, what="cases cleared and recovered")
+    recovery = httpx.get(f"{stack.alerts_url}/v1/recovery", params={"unit": unit}, timeout=5).json()
+    assert (recovery["churn_cases"], recovery["followed_up"], recovery["recovered"], recovery["rate"]) == (4, 4, 4, 1.0)
+
+
+def test_cases_survive_a_restart_of_the_alerts_service(stack: AlertsStack) -> None:
+    before = httpx.get(f"{stack.alerts_url}/v1/alerts", timeout=5).json()["cases"]
+    assert before, "the previous test opened cases"
+    alerts = stack.processes["alerts"]
+    alerts.stop(grace=15)
+    alerts.start()
+    alerts.wait_ready(lambda: _ready(f"{stack.alerts_url}/readyz"), timeout=90)
+    after = httpx.get(f"{stack.alerts_url}/v1/alerts", timeout=5).json()["cases"]
+    strip = lambda cases: sorted((c["case_id"], c["state"], c["events"], c["recovered"]) for c in cases)
+    assert strip(after) == strip(before)
