@@ -22,6 +22,8 @@ from deploy.embedded.kafka import EmbeddedKafka
 from deploy.embedded.process import ManagedProcess, free_port
 
 KSP = [sys.executable, "-m", "services.cli"]
+DEMO_RULES = Path(__file__).resolve().parents[1] / "profiles" / "demo-rules.yaml"
+INCIDENT_AFTER_S = 40
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class Stack:
         self._run_once("migrate")
         self._run_once("topics")
         receiver = self._start_alert_printer()
-        env = self.env() | {"KSP_WEBHOOK_URLS": json.dumps([receiver])}
+        env = self.env() | {"KSP_WEBHOOK_URLS": json.dumps([receiver]), "KSP_RULES_PATH": str(DEMO_RULES)}
         self._spawn("ingest", ["ingest"], env | {"KSP_PORT": str(self.ports.ingest)})
         self._spawn("scoring", ["scoring"], env | {"KSP_WEB_PORT": str(self.ports.scoring_web)})
         self._spawn("alerts", ["alerts"], env | {"KSP_API_PORT": str(self.ports.alerts)})
@@ -85,7 +87,8 @@ class Stack:
         self._wait_http(f"http://127.0.0.1:{self.ports.alerts}/healthz", "alerts")
         if self.demo_rate > 0:
             self._spawn("simulator", ["simulate", "--url", f"http://127.0.0.1:{self.ports.ingest}",
-                                      "--rate", str(self.demo_rate)], env, to_console=True)
+                                      "--rate", str(self.demo_rate), "--incident-after", str(INCIDENT_AFTER_S)],
+                        env, to_console=True)
 
     def run_forever(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
@@ -160,6 +163,7 @@ Kundensprechen is running (logs in {self.logs}).
   Metrics        http://127.0.0.1:{p.ingest}/metrics  http://127.0.0.1:{p.scoring_web}/metrics  http://127.0.0.1:{p.alerts}/metrics
   Kafka          127.0.0.1:{p.kafka}
 
-Demo traffic: {self.demo_rate:g} events/s; an incident starts at unit hamburg-altona after 20 s.
+Demo traffic: {self.demo_rate:g} events/s; an incident starts at unit hamburg-altona after {INCIDENT_AFTER_S} s
+(demo alert rules: {DEMO_RULES}).
 Stop with Ctrl-C.
 """, flush=True)

@@ -48,6 +48,15 @@ def count(clickhouse_port: int) -> int:
         return 0
 
 
+def drop_cases(alerts_port: int) -> list[dict]:
+    try:
+        response = httpx.get(f"http://127.0.0.1:{alerts_port}/v1/alerts",
+                             params={"kind": "aggregate_drop", "unit": "hamburg-altona"}, timeout=5)
+        return response.json().get("cases", []) if response.status_code == 200 else []
+    except (httpx.HTTPError, ValueError):
+        return []
+
+
 def test_ksp_run_serves_demo_traffic_and_stops_cleanly(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("kafka", "clickhouse", "ingest", "alerts")}
     log = tmp_path / "run.log"
@@ -64,6 +73,9 @@ def test_ksp_run_serves_demo_traffic_and_stops_cleanly(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{ports['clickhouse']}/?query=" in text
         first = wait_until(lambda: count(ports["clickhouse"]), timeout=60, what="demo rows in ClickHouse")
         wait_until(lambda: count(ports["clickhouse"]) > first, timeout=30, what="the count to rise")
+        drop = wait_until(lambda: drop_cases(ports["alerts"]), timeout=150,
+                          what="a quality-drop alert for the simulator's degraded unit")
+        assert drop[0]["alert"]["evidence"]["observed"] < drop[0]["alert"]["evidence"]["baseline"]
         tree = descendants(run.pid or 0)
         assert len(tree) >= 5  # broker, ClickHouse, ingest, scoring, alerts, simulator
     finally:
