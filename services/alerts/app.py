@@ -25,6 +25,7 @@ from services.alerts.metrics import AlertsMetrics
 from services.alerts.service import AlertsRuntime
 from services.alerts.settings import AlertsSettings
 from services.common.clickhouse import connect
+from services.common.faust_kafka import apply_fetch_wait, broker_urls
 from services.common.kafka import ensure_topics, faust_credentials
 
 log = logging.getLogger("ksp.alerts")
@@ -35,7 +36,7 @@ def faust_config(settings: AlertsSettings) -> dict[str, Any]:
     kafka = settings.kafka
     return {
         "id": settings.consumer_group,
-        "broker": [f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        "broker": broker_urls(kafka.bootstrap_servers),
         "broker_session_timeout": kafka.session_timeout_s,
         "broker_heartbeat_interval": kafka.heartbeat_interval_s,
         "broker_request_timeout": kafka.request_timeout_s,
@@ -158,7 +159,7 @@ class AlertsService(Service):
 def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = None) -> faust.App:
     registry = registry or CollectorRegistry()
     metrics = AlertsMetrics(registry)
-    app = faust.App(**faust_config(settings))
+    app = apply_fetch_wait(faust.App(**faust_config(settings)), settings.kafka.fetch_max_wait_ms)
     alerts_topic = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
     cases_topic = app.topic(settings.cases_topic, key_serializer="raw", value_serializer="raw")
     client = httpx.AsyncClient(timeout=settings.delivery_timeout_s)

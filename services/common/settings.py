@@ -38,6 +38,12 @@ class KafkaSettings(BaseModel):
     )
     heartbeat_interval_s: float = Field(3.0, description="Consumer heartbeat interval.")
     request_timeout_s: float = Field(30.0, description="Client request timeout.")
+    fetch_max_wait_ms: int = Field(
+        500,
+        ge=1,
+        description="Longest a consumer fetch waits for data. Apache Kafka answers as soon as "
+        "data arrives; the embedded broker waits this long, so the dev profile sets 50 ms.",
+    )
     topic_partitions: int = Field(4, ge=1, description="Partitions for topics `ksp topics` creates.")
     replication_factor: int = Field(1, ge=1, description="Replication factor for created topics.")
 

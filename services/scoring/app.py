@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from services.common.clickhouse import connect
+from services.common.faust_kafka import apply_fetch_wait, broker_urls
 from services.common.kafka import aiokafka_config, faust_credentials
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.pipeline import ScoringPipeline, Send
@@ -28,7 +29,7 @@ def faust_config(settings: ScoringSettings) -> dict[str, Any]:
     kafka = settings.kafka
     return {
         "id": settings.consumer_group,
-        "broker": [f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        "broker": broker_urls(kafka.bootstrap_servers),
         "broker_credentials": faust_credentials(kafka),
         "broker_session_timeout": kafka.session_timeout_s,
         "broker_heartbeat_interval": kafka.heartbeat_interval_s,
@@ -66,7 +67,7 @@ class SinkService(Service):
             auto_offset_reset="earliest", session_timeout_ms=int(s.kafka.session_timeout_s * 1000),
             heartbeat_interval_ms=int(s.kafka.heartbeat_interval_s * 1000),
             max_poll_interval_ms=int(s.sink_max_poll_interval_s * 1000),
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+            max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=s.kafka.fetch_max_wait_ms,
         )
         table = f"{s.clickhouse.database}.{s.table}"
         writer = ClickHouseWriter(lambda: connect(s.clickhouse), table, backoff_max_s=s.sink_backoff_max_s)
@@ -93,7 +94,7 @@ def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = No
         from services.scoring.text import analyse as analyse_text
     registry = registry or CollectorRegistry()
     metrics = ScoringMetrics(registry)
-    app = faust.App(**faust_config(settings))
+    app = apply_fetch_wait(faust.App(**faust_config(settings)), settings.kafka.fetch_max_wait_ms)
     pipeline = ScoringPipeline(analyse_text=analyse_text, send_scored=_sender(app, settings.topics.scored),
                                send_dead_letter=_sender(app, settings.topics.deadletter),
                                send_aggregate=_sender(app, settings.topics.aggregates)

@@ -31,6 +31,7 @@ class CaseTopicReader:
     def __init__(self, kafka: KafkaSettings, topic: str) -> None:
         self.topic = topic
         self.consumer = AIOKafkaConsumer(**aiokafka_config(kafka), enable_auto_commit=False, group_id=None,
+                                         fetch_max_wait_ms=kafka.fetch_max_wait_ms,
                                          auto_offset_reset="earliest")
         self._partitions: list[TopicPartition] = []
 

@@ -1,0 +1,51 @@
+"""Faust's aiokafka transport with a configurable fetch wait.
+
+Faust creates its consumers with `fetch_max_wait_ms=1500` fixed. Apache Kafka answers a fetch
+as soon as data arrives, so that only bounds idle polling; the embedded Tansu broker holds
+the fetch for the full wait, which adds up to 1.5 s per hop. Services register this
+transport under the scheme `ksp-kafka://` and set the wait from `KafkaSettings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiokafka
+import faust
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
+
+SCHEME = "ksp-kafka"
+DEFAULT_FETCH_MAX_WAIT_MS = 500
+
+
+class TunedConsumerThread(AIOKafkaConsumerThread):
+    def _create_consumer(self, loop: asyncio.AbstractEventLoop) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_consumer(loop)
+        # aiokafka hands this to its fetcher in start(), which Faust calls after creating it.
+        consumer._fetch_max_wait_ms = getattr(self.app, "ksp_fetch_max_wait_ms", DEFAULT_FETCH_MAX_WAIT_MS)
+        return consumer
+
+
+class TunedConsumer(Consumer):
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class TunedTransport(Transport):
+    Consumer = TunedConsumer
+
+
+def register() -> None:
+    TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:TunedTransport")
+
+
+def broker_urls(bootstrap_servers: str) -> list[str]:
+    register()
+    return [f"{SCHEME}://{server}" for server in bootstrap_servers.split(",")]
+
+
+def apply_fetch_wait(app: faust.App, fetch_max_wait_ms: int) -> Any:
+    app.ksp_fetch_max_wait_ms = fetch_max_wait_ms  # type: ignore[attr-defined]
+    return app
