@@ -140,6 +140,15 @@ def simulate(
                    api_key=api_key, echo=typer.echo)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context) -> None:
+    """Benchmark the pipeline (options: --quick, --runs N, --only a,b, --out PATH); writes
+    bench/results/latest.json and BENCHMARKS.md. Run from the repository root."""
+    from bench.__main__ import main
+
+    raise typer.Exit(main(ctx.args))
+
+
 @schemas_app.command("export")
 def schemas_export(
     out: Annotated[Path, typer.Option(help="Target folder.")] = Path("schemas/jsonschema"),
