@@ -31,6 +31,9 @@ def connect(settings: ClickHouseSettings, database: str | None = None) -> Client
         connect_timeout=settings.connect_timeout_s,
         send_receive_timeout=settings.send_receive_timeout_s,
         autogenerate_session_id=False,
+        ca_cert=settings.ca_cert,
+        client_cert=settings.client_cert,
+        client_cert_key=settings.client_cert_key,
     )
 
 

@@ -60,6 +60,11 @@ class ClickHouseSettings(BaseModel):
     cluster: str | None = Field(
         None, description="Cluster name for ON CLUSTER DDL; unset for a single node."
     )
+    ca_cert: str | None = Field(
+        None, description="CA bundle to verify an https:// server (default: the system's CAs)."
+    )
+    client_cert: str | None = Field(None, description="Client certificate for mutual TLS.")
+    client_cert_key: str | None = Field(None, description="Key of the client certificate.")
     connect_timeout_s: float = Field(5.0, description="HTTP connect timeout.")
     send_receive_timeout_s: float = Field(60.0, description="HTTP read/write timeout.")
 
