@@ -132,12 +132,21 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     incident_after: Annotated[float, typer.Option(help="Seconds until the injected incident starts.")] = 20.0,
     api_key: Annotated[Optional[str], typer.Option(help="Ingest API key, if required.")] = None,
+    incident_unit: Annotated[str, typer.Option(help="The unit whose service degrades.")] = "hamburg-altona",
+    touchpoints: Annotated[Optional[str], typer.Option(help="Comma-separated touchpoints; default all.")] = None,
 ) -> None:
-    """Send realistic multi-touchpoint feedback (German and English) with an injected incident."""
+    """Send realistic multi-touchpoint feedback (German and English) with an injected incident:
+    after --incident-after seconds, one unit's detractor share jumps and its customers complain
+    about waiting and billing, some stating they will cancel."""
+    from schemas.feedback import Touchpoint
     from services.simulator.run import run_simulation
 
+    chosen = [t.strip() for t in touchpoints.split(",")] if touchpoints else None
+    if chosen and (unknown := [t for t in chosen if t not in Touchpoint.__members__]):
+        raise typer.BadParameter(f"unknown touchpoint(s): {', '.join(unknown)}; choose from "
+                                 f"{', '.join(Touchpoint.__members__)}", param_hint="--touchpoints")
     run_simulation(url=url, rate=rate, duration=duration, seed=seed, incident_after=incident_after,
-                   api_key=api_key, echo=typer.echo)
+                   api_key=api_key, echo=typer.echo, incident_unit=incident_unit, touchpoints=chosen)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -15,20 +15,24 @@ TICK_S = 0.25
 
 
 def run_simulation(*, url: str, rate: float, duration: float | None, seed: int, incident_after: float,
-                   api_key: str | None, echo: Callable[[str], None]) -> int:
+                   api_key: str | None, echo: Callable[[str], None], incident_unit: str = "hamburg-altona",
+                   touchpoints: list[str] | None = None) -> int:
     rng = random.Random(seed)
-    incident = Incident(starts_after_s=incident_after)
+    incident = Incident(unit=incident_unit, starts_after_s=incident_after)
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-    sent, started, owed = 0, time.monotonic(), 0.0
+    sent, started, owed, reported = 0, time.monotonic(), 0.0, 0.0
     echo(f"simulating {rate:g} events/s to {url}; incident at unit {incident.unit} after {incident_after:g} s")
     with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
         while duration is None or time.monotonic() - started < duration:
             owed += rate * TICK_S
-            batch = [make_event(rng, datetime.now(UTC), time.monotonic() - started, incident)
+            batch = [make_event(rng, datetime.now(UTC), time.monotonic() - started, incident, touchpoints)
                      for _ in range(int(owed))]
             owed -= len(batch)
             if batch:
                 sent += _post(client, batch, echo)
+            if time.monotonic() - reported >= 30:
+                reported = time.monotonic()
+                echo(f"simulator: {sent} events sent in {reported - started:.0f} s")
             time.sleep(TICK_S)
     echo(f"sent {sent} events")
     return sent

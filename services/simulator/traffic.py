@@ -57,7 +57,8 @@ def nps_answer(rng: random.Random, detractor_share: float) -> int:
     return rng.randint(9, 10)
 
 
-def make_event(rng: random.Random, now: datetime, elapsed_s: float, incident: Incident) -> dict[str, Any]:
+def make_event(rng: random.Random, now: datetime, elapsed_s: float, incident: Incident,
+               touchpoints: list[str] | None = None) -> dict[str, Any]:
     unit = rng.choice(UNITS)
     in_incident = unit == incident.unit and elapsed_s >= incident.starts_after_s
     nps = nps_answer(rng, incident.detractor_share if in_incident else 0.2)
@@ -68,7 +69,7 @@ def make_event(rng: random.Random, now: datetime, elapsed_s: float, incident: In
     event: dict[str, Any] = {
         "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
         "occurred_at": now.isoformat(),
-        "touchpoint": rng.choice(TOUCHPOINTS),
+        "touchpoint": rng.choice(touchpoints or TOUCHPOINTS),
         "source": "demo-simulator",
         "unit": unit,
         "segment": rng.choice(SEGMENTS),
