@@ -8,16 +8,26 @@ retried event keeps its id and is stored once downstream.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 MAX_COMMENT_CHARS = 5000
 MAX_RESPONSES = 20
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2199, 12, 31, tzinfo=UTC)
 _EVENT_ID_NAMESPACE = uuid.UUID("6b0c1d3e-5d1e-4a57-9b1e-6b7370000001")
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.\-:/ ]+$")]
@@ -130,6 +140,14 @@ class FeedbackEvent(BaseModel):
     responses: list[Response] = Field(default_factory=list, max_length=MAX_RESPONSES)
     comment: Comment | None = None
 
+    @field_validator("occurred_at")
+    @classmethod
+    def _plausible_time(cls, value: datetime) -> datetime:
+        # ClickHouse's DateTime64 holds 1900-2299; a time far outside our era is a client bug.
+        if not EARLIEST <= value <= LATEST:
+            raise ValueError(f"occurred_at must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+        return value
+
     @model_validator(mode="after")
     def _says_something(self) -> FeedbackEvent:
         if not self.responses and self.comment is None:
@@ -158,6 +176,4 @@ def derive_event_id(event: FeedbackEvent) -> str:
 
 
 def occurred_at_utc(event: FeedbackEvent) -> datetime:
-    from datetime import UTC
-
     return event.occurred_at.astimezone(UTC)

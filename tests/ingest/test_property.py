@@ -19,7 +19,9 @@ pytestmark = pytest.mark.kafka
 _ids = itertools.count()
 
 names = st.from_regex(r"[a-z][a-z0-9\-]{0,20}", fullmatch=True)
-timestamps = st.datetimes(timezones=st.just(__import__("datetime").UTC)).map(lambda d: d.isoformat())
+timestamps = st.datetimes(min_value=__import__("datetime").datetime(2000, 1, 1),
+                          max_value=__import__("datetime").datetime(2199, 12, 30),
+                          timezones=st.just(__import__("datetime").UTC)).map(lambda d: d.isoformat())
 responses = st.one_of(
     st.builds(lambda v: {"metric": "nps", "value": v}, st.integers(0, 10)),
     st.builds(lambda v: {"metric": "csat", "value": v}, st.integers(1, 5)),

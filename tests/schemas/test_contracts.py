@@ -45,6 +45,13 @@ def test_an_event_without_zone_is_rejected() -> None:
         FeedbackEvent.model_validate(event(occurred_at="2026-11-28T10:00:00"))
 
 
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+00:00", "1999-12-31T23:59:59+00:00", "2300-01-01T00:00:00+00:00"])
+def test_a_time_outside_our_era_is_rejected(when: str) -> None:
+    # ClickHouse could not store it, and a row the sink cannot insert would stall the pipeline.
+    with pytest.raises(ValidationError, match="occurred_at must lie between"):
+        FeedbackEvent.model_validate(event(occurred_at=when))
+
+
 def test_unknown_fields_are_rejected_so_typos_surface() -> None:
     with pytest.raises(ValidationError, match="extra_forbidden|Extra inputs"):
         FeedbackEvent.model_validate(event(touchpiont="web"))
