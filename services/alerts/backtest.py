@@ -20,6 +20,7 @@ from typing import Any
 from schemas.alert import Alert, AlertStatus
 from schemas.feedback import Comment, FeedbackEvent, Metric, Response, Scale, Touchpoint
 from schemas.scored import NpsCategory, ScoredEvent, SentimentLabel, TextAnalysis
+from schemas.tables import FEEDBACK_EVENTS_COLUMNS
 from services.alerts.flows import AlertEvaluator
 from services.alerts.notify import Notifier
 from services.alerts.rules import RuleSet, load_rules
@@ -168,14 +169,7 @@ def backtest(rules: RuleSet, scored_events: Iterable[ScoredEvent], *, tick: time
 
 # ----------------------------------------------------------------------------- ClickHouse
 
-COLUMNS = (
-    "event_id", "occurred_at", "accepted_at", "scored_at", "touchpoint", "source", "unit",
-    "segment", "customer_id", "internal", "nps", "nps_category", "csat", "csat_top_box", "ces",
-    "rating", "sqi", "response_metrics", "response_values", "response_scale_min",
-    "response_scale_max", "comment", "language", "sentiment", "sentiment_label", "themes",
-    "negative_themes", "churn_intent", "complaint", "recommend_intent", "scorer_version",
-    "kafka_partition", "kafka_offset",
-)
+COLUMNS = FEEDBACK_EVENTS_COLUMNS
 
 
 def _utc(value: datetime) -> datetime:

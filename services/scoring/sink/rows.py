@@ -5,15 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.scored import ScoredEvent
+from schemas.tables import FEEDBACK_EVENTS_COLUMNS
 
-COLUMNS: tuple[str, ...] = (
-    "event_id", "occurred_at", "accepted_at", "scored_at", "touchpoint", "source", "unit",
-    "segment", "customer_id", "internal", "nps", "nps_category", "csat", "csat_top_box", "ces",
-    "rating", "sqi", "response_metrics", "response_values", "response_scale_min",
-    "response_scale_max", "comment", "language", "sentiment", "sentiment_label", "themes",
-    "negative_themes", "churn_intent", "complaint", "recommend_intent", "scorer_version",
-    "kafka_partition", "kafka_offset",
-)
+COLUMNS = FEEDBACK_EVENTS_COLUMNS
 
 
 def to_row(scored: ScoredEvent, partition: int, offset: int) -> list[Any]:
