@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ text_app = typer.Typer(help="Text analytics: evaluate on labelled data.", no_arg
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(text_app, name="text")
 
-Profile = Annotated[Optional[str], typer.Option(help="Settings profile (dev|prod); default $KSP_PROFILE or prod.")]
+Profile = Annotated[str | None, typer.Option(help="Settings profile (dev|prod); default $KSP_PROFILE or prod.")]
 
 
 @app.command()
@@ -82,7 +82,7 @@ def alerts(ctx: typer.Context, profile: Profile = None) -> None:
 
 @alerts_app.command("backtest")
 def alerts_backtest(
-    rules: Annotated[Optional[Path], typer.Option(help="Rules YAML file; default: the built-in rules.")] = None,
+    rules: Annotated[Path | None, typer.Option(help="Rules YAML file; default: the built-in rules.")] = None,
     since: Annotated[str, typer.Option("--from", help="Start (ISO date or datetime, UTC).")] = "",
     until: Annotated[str, typer.Option("--to", help="End (ISO date or datetime, UTC); default now.")] = "",
     profile: Profile = None,
@@ -100,7 +100,7 @@ def alerts_backtest(
 @app.command()
 def migrate(
     profile: Profile = None,
-    cluster: Annotated[Optional[str], typer.Option(help="ClickHouse cluster for ON CLUSTER DDL.")] = None,
+    cluster: Annotated[str | None, typer.Option(help="ClickHouse cluster for ON CLUSTER DDL.")] = None,
 ) -> None:
     """Create or upgrade the ClickHouse database `kundensprechen` (idempotent)."""
     from services.common.clickhouse import migrate as apply
@@ -128,12 +128,12 @@ def topics(profile: Profile = None) -> None:
 def simulate(
     url: Annotated[str, typer.Option(help="Ingest base URL.")] = "http://127.0.0.1:8000",
     rate: Annotated[float, typer.Option(help="Events per second.")] = 20.0,
-    duration: Annotated[Optional[float], typer.Option(help="Seconds to run; default: until Ctrl-C.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Seconds to run; default: until Ctrl-C.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     incident_after: Annotated[float, typer.Option(help="Seconds until the injected incident starts.")] = 20.0,
-    api_key: Annotated[Optional[str], typer.Option(help="Ingest API key, if required.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="Ingest API key, if required.")] = None,
     incident_unit: Annotated[str, typer.Option(help="The unit whose service degrades.")] = "hamburg-altona",
-    touchpoints: Annotated[Optional[str], typer.Option(help="Comma-separated touchpoints; default all.")] = None,
+    touchpoints: Annotated[str | None, typer.Option(help="Comma-separated touchpoints; default all.")] = None,
 ) -> None:
     """Send realistic multi-touchpoint feedback (German and English) with an injected incident:
     after --incident-after seconds, one unit's detractor share jumps and its customers complain

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Self
 
 from deploy.embedded.process import ManagedProcess, free_port, port_open
 
@@ -61,8 +62,9 @@ class EmbeddedKafka:
     def thaw(self) -> None:
         self.process.signal(signal.SIGCONT)
 
-    def __enter__(self) -> EmbeddedKafka:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -38,7 +38,7 @@ class StackPorts:
 class AlertPrinter(BaseHTTPRequestHandler):
     """The demo's webhook receiver: prints each delivered alert."""
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         for alert in body.get("alerts", [body]):
             print(f"ALERT [{alert.get('severity')}] {alert.get('status')}: {alert.get('summary')}", flush=True)

@@ -10,15 +10,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from deploy.embedded.process import ManagedProcess, free_port
-from services.common.clickhouse import connect, migrate
 from schemas.topics import Topics
+from services.common.clickhouse import connect, migrate
 from services.common.kafka import ensure_topics
 from services.common.settings import ClickHouseSettings, KafkaSettings
 
@@ -38,7 +37,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 receiver.bodies.append(body)
                 receiver.received.append(json.loads(body))

@@ -16,7 +16,6 @@ import clickhouse_connect
 import httpx
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
-from clickhouse_connect.driver.exceptions import DatabaseError
 
 from deploy.embedded.clickhouse import EmbeddedClickHouse, free_port
 

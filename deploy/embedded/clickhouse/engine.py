@@ -14,8 +14,8 @@ pays for the `SET`s once.
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import re
 import tempfile
 import threading

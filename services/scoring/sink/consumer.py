@@ -92,7 +92,7 @@ class ClickHouseSink:
         timer = asyncio.get_running_loop().call_later(grace_s, self._request_stop)
         try:
             await self.flush()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: the batch stays uncommitted
             log.warning("sink stopped with an unstored batch (will be re-consumed): %s", exc)
         finally:
             timer.cancel()
