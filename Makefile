@@ -22,11 +22,11 @@ venv: $(STAMP) ## Create or update the virtualenv (.venv)
 run: $(STAMP) ## Run the whole pipeline on the embedded broker and ClickHouse, with demo traffic
 	$(BIN)/ksp run
 
-test: $(STAMP) ## Run the test suite against the real embedded broker and ClickHouse
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(STAMP) ## Run the test suite against the real embedded broker and ClickHouse (chaos: make chaos)
+	$(BIN)/python -m pytest -m "not chaos" $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## Run only the tests that need neither broker nor ClickHouse
-	$(BIN)/python -m pytest -m "not kafka and not clickhouse" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not kafka and not clickhouse and not chaos" $(PYTEST_ARGS)
 
 bench: $(STAMP) ## Benchmark the pipeline; writes bench/results/latest.json and BENCHMARKS.md
 	$(BIN)/python -m bench $(BENCH_ARGS)

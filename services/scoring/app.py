@@ -136,4 +136,5 @@ def _register_pages(app: faust.App, registry: CollectorRegistry) -> None:
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+            # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
+            return self.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
