@@ -158,6 +158,14 @@ def bench(ctx: typer.Context) -> None:
     raise typer.Exit(main(ctx.args))
 
 
+@app.command()
+def settings() -> None:
+    """Print the settings reference (every KSP_* variable of every service) as Markdown."""
+    from services.common.settings_doc import reference, service_models
+
+    typer.echo(reference(service_models()))
+
+
 @schemas_app.command("export")
 def schemas_export(
     out: Annotated[Path, typer.Option(help="Target folder.")] = Path("schemas/jsonschema"),
