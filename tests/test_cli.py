@@ -9,7 +9,7 @@ from services.cli import app
 
 runner = CliRunner()
 COMMANDS = ["run", "ingest", "scoring", "alerts", "alerts backtest", "migrate", "topics", "simulate",
-            "schemas export", "text evaluate", "bench"]
+            "schemas export", "text evaluate", "bench", "settings"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
