@@ -25,31 +25,20 @@ from services.alerts.metrics import AlertsMetrics
 from services.alerts.service import AlertsRuntime
 from services.alerts.settings import AlertsSettings
 from services.common.clickhouse import connect
-from services.common.faust_kafka import apply_fetch_wait, broker_urls
-from services.common.kafka import ensure_topics, faust_credentials
+from services.common.faust_kafka import base_config, new_app
+from services.common.kafka import ensure_topics
 
 log = logging.getLogger("ksp.alerts")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per delivery attempt otherwise
 
 
 def faust_config(settings: AlertsSettings) -> dict[str, Any]:
-    kafka = settings.kafka
-    return {
-        "id": settings.consumer_group,
-        "broker": broker_urls(kafka.bootstrap_servers),
-        "broker_session_timeout": kafka.session_timeout_s,
-        "broker_heartbeat_interval": kafka.heartbeat_interval_s,
-        "broker_request_timeout": kafka.request_timeout_s,
-        "broker_credentials": faust_credentials(kafka),
-        "producer_acks": -1,
-        "consumer_auto_offset_reset": "earliest",
-        "topic_partitions": kafka.topic_partitions,
-        "store": "memory://",
+    config = base_config(settings.kafka, app_id=settings.consumer_group, worker_id=settings.worker_id)
+    return config | {
         "web_enabled": True,
         "web_bind": settings.api_host,
         "web_port": settings.api_port,
         "web_host": settings.api_host,
-        "datadir": f"/tmp/ksp-faust-{settings.worker_id}",
     }
 
 
@@ -159,7 +148,7 @@ class AlertsService(Service):
 def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = None) -> faust.App:
     registry = registry or CollectorRegistry()
     metrics = AlertsMetrics(registry)
-    app = apply_fetch_wait(faust.App(**faust_config(settings)), settings.kafka.fetch_max_wait_ms)
+    app = new_app(faust_config(settings), settings.kafka)
     alerts_topic = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
     cases_topic = app.topic(settings.cases_topic, key_serializer="raw", value_serializer="raw")
     client = httpx.AsyncClient(timeout=settings.delivery_timeout_s)

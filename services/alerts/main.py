@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from services.alerts.settings import AlertsSettings
+from services.common.faust_kafka import run_worker, use_uvloop
 from services.common.logging import configure_logging
 
 
 def serve(settings: AlertsSettings) -> None:
-    import faust
-
-    if settings.use_uvloop:
-        import mode.loop
-
-        mode.loop.use("uvloop")
+    use_uvloop(settings.use_uvloop)
     log = configure_logging(settings.log, "alerts")
     from services.alerts.app import build_app
 
@@ -21,4 +17,4 @@ def serve(settings: AlertsSettings) -> None:
              settings.worker_id, settings.api_host, settings.api_port, settings.cases_topic,
              settings.rules_path or "built-in")
     # SIGTERM/SIGINT stop the worker; AlertsService.on_stop flushes what is due first.
-    faust.Worker(app, loglevel=settings.log.level, quiet=True).execute_from_commandline()
+    run_worker(app, settings.log)

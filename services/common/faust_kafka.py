@@ -16,6 +16,9 @@ import faust
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 
+from services.common.kafka import faust_credentials
+from services.common.settings import KafkaSettings, LogSettings
+
 SCHEME = "ksp-kafka"
 DEFAULT_FETCH_MAX_WAIT_MS = 500
 
@@ -49,3 +52,37 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
 def apply_fetch_wait(app: faust.App, fetch_max_wait_ms: int) -> Any:
     app.ksp_fetch_max_wait_ms = fetch_max_wait_ms  # type: ignore[attr-defined]
     return app
+
+
+def base_config(kafka: KafkaSettings, *, app_id: str, worker_id: str) -> dict[str, Any]:
+    """The Faust settings every service's app shares: broker, security, group timings."""
+    return {
+        "id": app_id,
+        "broker": broker_urls(kafka.bootstrap_servers),
+        "broker_credentials": faust_credentials(kafka),
+        "broker_session_timeout": kafka.session_timeout_s,
+        "broker_heartbeat_interval": kafka.heartbeat_interval_s,
+        "broker_request_timeout": kafka.request_timeout_s,
+        "producer_acks": -1,
+        "consumer_auto_offset_reset": "earliest",
+        "topic_partitions": kafka.topic_partitions,
+        "store": "memory://",
+        "datadir": f"/tmp/ksp-faust-{worker_id}",
+    }
+
+
+def new_app(config: dict[str, Any], kafka: KafkaSettings) -> faust.App:
+    return apply_fetch_wait(faust.App(**config), kafka.fetch_max_wait_ms)  # type: ignore[no-any-return]
+
+
+def run_worker(app: faust.App, log: LogSettings) -> None:
+    """Run until SIGTERM/SIGINT. Faust's own level stays at the service's: at "warn" Faust
+    sets the root logger to DEBUG, which is very slow."""
+    faust.Worker(app, loglevel=log.level, quiet=True).execute_from_commandline()
+
+
+def use_uvloop(enabled: bool) -> None:
+    if enabled:
+        import mode.loop
+
+        mode.loop.use("uvloop")

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from services.common.clickhouse import connect
-from services.common.faust_kafka import apply_fetch_wait, broker_urls
-from services.common.kafka import aiokafka_config, faust_credentials
+from services.common.faust_kafka import base_config, new_app
+from services.common.kafka import aiokafka_config
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.pipeline import ScoringPipeline, Send
 from services.scoring.scorers.event import TextAnalyser
@@ -26,27 +26,16 @@ log = logging.getLogger("ksp.scoring")
 
 
 def faust_config(settings: ScoringSettings) -> dict[str, Any]:
-    kafka = settings.kafka
-    return {
-        "id": settings.consumer_group,
-        "broker": broker_urls(kafka.bootstrap_servers),
-        "broker_credentials": faust_credentials(kafka),
-        "broker_session_timeout": kafka.session_timeout_s,
-        "broker_heartbeat_interval": kafka.heartbeat_interval_s,
-        "broker_request_timeout": kafka.request_timeout_s,
+    config = base_config(settings.kafka, app_id=settings.consumer_group, worker_id=settings.worker_id)
+    return config | {
         "producer_linger_ms": settings.producer_linger_ms,
         "producer_max_batch_size": settings.producer_max_batch_bytes,
-        "producer_acks": -1,
-        "consumer_auto_offset_reset": "earliest",
-        "topic_partitions": kafka.topic_partitions,
-        "topic_replication_factor": kafka.replication_factor,
-        "store": "memory://",
+        "topic_replication_factor": settings.kafka.replication_factor,
         "web_enabled": True,
         "web_bind": settings.web_host,
         "web_port": settings.web_port,
         "web_host": settings.web_host,
         "web_in_thread": False,
-        "datadir": f"/tmp/ksp-faust-{settings.worker_id}",
     }
 
 
@@ -94,7 +83,7 @@ def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = No
         from services.scoring.text import analyse as analyse_text
     registry = registry or CollectorRegistry()
     metrics = ScoringMetrics(registry)
-    app = apply_fetch_wait(faust.App(**faust_config(settings)), settings.kafka.fetch_max_wait_ms)
+    app = new_app(faust_config(settings), settings.kafka)
     pipeline = ScoringPipeline(analyse_text=analyse_text, send_scored=_sender(app, settings.topics.scored),
                                send_dead_letter=_sender(app, settings.topics.deadletter),
                                send_aggregate=_sender(app, settings.topics.aggregates)

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
+from services.common.faust_kafka import run_worker, use_uvloop
 from services.common.logging import configure_logging
 from services.scoring.settings import ScoringSettings
 
 
 def serve(settings: ScoringSettings) -> None:
-    import faust
-
-    if settings.use_uvloop:
-        import mode.loop
-
-        mode.loop.use("uvloop")
+    use_uvloop(settings.use_uvloop)
     log = configure_logging(settings.log, "scoring")
     from services.scoring.app import build_app
 
     app = build_app(settings)
     log.info("scoring worker %s starting; metrics on http://%s:%d/metrics",
              settings.worker_id, settings.web_host, settings.web_port)
-    # Faust's own log level: at "warn" it sets the root logger to DEBUG, which is very slow.
-    worker = faust.Worker(app, loglevel=settings.log.level, quiet=True)
-    worker.execute_from_commandline()
+    run_worker(app, settings.log)

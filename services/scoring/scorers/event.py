@@ -8,8 +8,10 @@ from datetime import datetime
 from schemas.feedback import FeedbackEvent
 from schemas.scored import NpsCategory, ScoredEvent, TextAnalysis
 from services.scoring.scorers.measures import measures, service_quality_index
+from services.scoring.text import TEXT_ANALYSER_VERSION
 
 SCORER_VERSION = "score-1.0.0"
+SCORER_VERSION_WITH_TEXT = f"{SCORER_VERSION}+{TEXT_ANALYSER_VERSION}"
 
 TextAnalyser = Callable[[str, str | None], TextAnalysis]
 
@@ -30,7 +32,7 @@ def score_event(
     sentiment = text.sentiment if text else None
     return ScoredEvent(
         event=event,
-        scorer_version=SCORER_VERSION if text is None else f"{SCORER_VERSION}+{text_version()}",
+        scorer_version=SCORER_VERSION if text is None else SCORER_VERSION_WITH_TEXT,
         accepted_at=accepted_at,
         scored_at=scored_at,
         nps=m.nps,
@@ -47,9 +49,3 @@ def score_event(
         kafka_partition=partition,
         kafka_offset=offset,
     )
-
-
-def text_version() -> str:
-    from services.scoring.text import TEXT_ANALYSER_VERSION
-
-    return TEXT_ANALYSER_VERSION
