@@ -58,14 +58,17 @@ class WebhookReceiver:
         self.server.shutdown()
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+def wait_until(condition: Callable[[], Any], timeout: float, what: str,
+               processes: dict[str, ManagedProcess] | None = None) -> Any:
+    """The condition's first truthy value; on time-out, fail with the processes' log tails."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    tails = "".join(p._log_tail() for p in (processes or {}).values())
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{tails}")
 
 
 @dataclass

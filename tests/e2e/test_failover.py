@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from schemas.topics import Topics
 from services.common.clickhouse import connect, migrate
 from services.common.kafka import ensure_topics, security_config
 from services.common.settings import ClickHouseSettings, KafkaSettings
+from tests.e2e.conftest import wait_until
 
 KSP = [sys.executable, "-m", "services.cli"]
 EVENTS = 600
@@ -43,17 +43,6 @@ def _readyz(url: str) -> dict | None:
 def _partitions(url: str) -> int:
     ready = _readyz(url)
     return int(ready["partitions"]) if ready else 0
-
-
-def _wait(condition, timeout: float, what: str, processes: dict[str, ManagedProcess]):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    tails = "".join(p._log_tail() for p in processes.values())
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{tails}")
 
 
 def _event(event_id: str, i: int) -> dict:
@@ -130,26 +119,26 @@ def test_killed_scoring_worker_hands_over_and_every_event_is_stored_once(  # typ
         # Both workers of each service join their group and share its partitions.
         for name, process in processes.items():
             process.wait_ready(lambda url=urls[name]: _readyz(url) is not None, timeout=60)
-        _wait(lambda: all(_partitions(urls[f"scoring-{n}"]) > 0 for n in (1, 2)), 30,
+        wait_until(lambda: all(_partitions(urls[f"scoring-{n}"]) > 0 for n in (1, 2)), 30,
               "both scoring workers to own partitions", processes)
-        _wait(lambda: all(_partitions(urls[f"alerts-{n}"]) > 0 for n in (1, 2)), 30,
+        wait_until(lambda: all(_partitions(urls[f"alerts-{n}"]) > 0 for n in (1, 2)), 30,
               "both alerts workers to own partitions", processes)
         before = {n: _partitions(urls[f"scoring-{n}"]) for n in (1, 2)}
 
         # First half, then kill scoring-1 without warning while events are still flowing.
         produce(range(EVENTS // 2))
-        _wait(lambda: len(stored()) >= EVENTS // 10, 30, "the first events in ClickHouse", processes)
+        wait_until(lambda: len(stored()) >= EVENTS // 10, 30, "the first events in ClickHouse", processes)
         processes["scoring-1"].kill()
         assert not processes["scoring-1"].alive()
         produce(range(EVENTS // 2, EVENTS))
 
         # The survivor takes over the dead worker's partitions (after the session timeout).
         total = before[1] + before[2]
-        _wait(lambda: _partitions(urls["scoring-2"]) == total, 45,
+        wait_until(lambda: _partitions(urls["scoring-2"]) == total, 45,
               f"scoring-2 to own all {total} partitions (had {before[2]})", processes)
 
         # Every event is stored, and none twice (no FINAL: the rows as they are).
-        counts = _wait(lambda: c if len(c := stored()) == EVENTS else None, 45,
+        counts = wait_until(lambda: c if len(c := stored()) == EVENTS else None, 45,
                        f"all {EVENTS} events in ClickHouse", processes)
         assert set(counts) == set(ids)
         duplicated = {event_id: n for event_id, n in counts.items() if n != 1}
