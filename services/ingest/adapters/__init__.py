@@ -43,3 +43,13 @@ def response(metric: str, value: Any, scale: tuple[float, float] | None = None) 
     if scale is not None:
         r["scale"] = {"min": scale[0], "max": scale[1]}
     return r
+
+
+def add_scope(event: dict[str, Any], *, unit: Any, segment: Any, customer_id: Any) -> None:
+    """Set unit, segment and customer id where the survey tool supplied them."""
+    if unit:
+        event["unit"] = unit
+    if segment:
+        event["segment"] = segment
+    if customer_id:
+        event["customer_id"] = str(customer_id)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.ingest.adapters import pick_mapping, response, unexpected_shape, vendor_event_id
+from services.ingest.adapters import add_scope, pick_mapping, response, unexpected_shape, vendor_event_id
 from services.ingest.problems import Problem
 from services.ingest.settings import QualtricsMapping
 
@@ -76,14 +76,8 @@ def _to_event(payload: dict[str, Any], m: QualtricsMapping) -> dict[str, Any]:
         "source": m.source,
         "responses": [],
     }
-    unit = m.unit or values.get(m.unit_field)
-    segment = m.segment or values.get(m.segment_field)
-    if unit:
-        event["unit"] = unit
-    if segment:
-        event["segment"] = segment
-    if values.get(m.customer_id_field):
-        event["customer_id"] = str(values[m.customer_id_field])
+    add_scope(event, unit=m.unit or values.get(m.unit_field), segment=m.segment or values.get(m.segment_field),
+              customer_id=values.get(m.customer_id_field))
     for metric, key, scale in (("nps", m.nps, None), ("csat", m.csat, m.csat_scale), ("ces", m.ces, m.ces_scale)):
         if key and values.get(key) not in (None, ""):
             event["responses"].append(response(metric, _number(values[key]), scale))

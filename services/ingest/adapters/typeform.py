@@ -27,7 +27,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from services.ingest.adapters import pick_mapping, response, unexpected_shape, vendor_event_id
+from services.ingest.adapters import add_scope, pick_mapping, response, unexpected_shape, vendor_event_id
 from services.ingest.problems import Problem
 from services.ingest.settings import TypeformMapping
 
@@ -85,14 +85,8 @@ def _to_event(payload: dict[str, Any], m: TypeformMapping) -> dict[str, Any]:
         "source": m.source,
         "responses": [],
     }
-    unit = m.unit or hidden.get(m.unit_hidden)
-    segment = m.segment or hidden.get(m.segment_hidden)
-    if unit:
-        event["unit"] = unit
-    if segment:
-        event["segment"] = segment
-    if hidden.get(m.customer_id_hidden):
-        event["customer_id"] = str(hidden[m.customer_id_hidden])
+    add_scope(event, unit=m.unit or hidden.get(m.unit_hidden), segment=m.segment or hidden.get(m.segment_hidden),
+              customer_id=hidden.get(m.customer_id_hidden))
     for metric, ref, scale in (("nps", m.nps, None), ("csat", m.csat, m.csat_scale), ("ces", m.ces, m.ces_scale)):
         if ref and answers.get(ref) is not None:
             event["responses"].append(response(metric, answers[ref], scale))
