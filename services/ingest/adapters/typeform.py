@@ -27,7 +27,13 @@ import hashlib
 import hmac
 from typing import Any
 
-from services.ingest.adapters import add_scope, pick_mapping, response, unexpected_shape, vendor_event_id
+from services.ingest.adapters import (
+    add_scope,
+    pick_mapping,
+    response,
+    unexpected_shape,
+    vendor_event_id,
+)
 from services.ingest.problems import Problem
 from services.ingest.settings import TypeformMapping
 
