@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -93,7 +93,7 @@ class ServiceSettings(BaseSettings):
 S = TypeVar("S", bound=ServiceSettings)
 
 
-def load_settings(cls: type[S], profile: str | None = None, **overrides: object) -> S:
+def load_settings(cls: type[S], profile: str | None = None, **overrides: Any) -> S:
     """Build a service's settings once, at its entry point: profile file, then environment."""
     chosen = profile or os.environ.get("KSP_PROFILE", "prod")
     env_file = PROFILES_DIR / f"{chosen}.env"

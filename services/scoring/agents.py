@@ -15,5 +15,6 @@ def register_agents(app: faust.App, settings: ScoringSettings, pipeline: Scoring
 
     @app.agent(raw, name="score-feedback", concurrency=settings.agent_concurrency)
     async def score_feedback(stream: StreamT[bytes]) -> None:
+        assert isinstance(stream, faust.Stream)  # take_events is on Stream, not on the StreamT protocol
         async for events in stream.take_events(settings.agent_batch_size, settings.agent_batch_within_s):
             await pipeline.handle(events)

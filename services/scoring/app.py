@@ -80,7 +80,9 @@ class SinkService(Service):
 def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = None,
               analyse_text: TextAnalyser | None = None) -> faust.App:
     if analyse_text is None:
-        from services.scoring.text import analyse as analyse_text
+        from services.scoring.text import analyse
+
+        analyse_text = analyse
     registry = registry or CollectorRegistry()
     metrics = ScoringMetrics(registry)
     app = new_app(faust_config(settings), settings.kafka)
@@ -93,7 +95,7 @@ def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = No
 
     register_agents(app, settings, pipeline)
     if settings.sink_enabled:
-        app.service(SinkService(settings, metrics, loop=None))
+        app.service(SinkService(settings, metrics, loop=None))  # type: ignore[arg-type]  # an instance works too
     _register_pages(app, registry)
     return app
 
