@@ -19,10 +19,13 @@ Functions
     Newcombe's hybrid score interval for ``p1 - p2`` of two independent proportions
     (Newcombe 1998b, method 10): Wilson limits of each proportion combined by the
     "square-and-add" rule.
-``nps_interval(promoters, passives, detractors, confidence=0.95)``
+``nps_interval(promoters, passives, detractors, confidence=0.95, method="adjusted-wald")``
     NPS = 100 (p_P - p_D) with the multinomial variance
     Var(p_P - p_D) = (p_P + p_D - (p_P - p_D)^2) / n and a normal interval clipped to
-    [-100, 100].
+    [-100, 100].  By default the interval is Rocks' adjusted Wald: 3/4 of a response is added
+    to the promoters and to the detractors and 3 to n (so 3/2 to the passives) before the
+    interval is computed, which keeps it honest for small n (the plain Wald interval of 3
+    promoters out of 3 is [100, 100]); ``method="wald"`` gives the plain one.
 ``nps_diff_interval(a, b, confidence=0.95)``
     NPS(a) - NPS(b) for two independent samples given as (promoters, passives, detractors);
     the variances add; clipped to [-200, 200].
@@ -44,7 +47,8 @@ References
 * R. G. Newcombe (1998b), Interval estimation for the difference between independent
   proportions: comparison of eleven methods. Stat. Med. 17, 873-890 (Table II, method 10).
 * B. Rocks (2016), Interval estimation for the "net promoter score". The American
-  Statistician 70(4), 365-372 (the multinomial variance of p_P - p_D).
+  Statistician 70(4), 365-372 (the multinomial variance of p_P - p_D; the adjusted Wald
+  interval, which it found to have the best coverage together with an iterative score method).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from statistics import NormalDist
 from typing import Literal, NamedTuple
 
 __all__ = [
+    "NPS_PSEUDO_RESPONSES",
     "DiffInterval",
     "Interval",
     "MeanSums",
@@ -291,22 +296,43 @@ def nps_variance(promoters: float, passives: float, detractors: float) -> float:
     return max(pp + pd - (pp - pd) ** 2, 0.0) / n
 
 
-def nps_interval(
-    promoters: float, passives: float, detractors: float, confidence: float = 0.95
-) -> Interval:
-    """NPS = 100 (p_P - p_D) with a normal interval using the multinomial variance.
+NpsMethod = Literal["adjusted-wald", "wald"]
+# Rocks (2016): pseudo-responses added to promoters and detractors each (3/2 go to the passives).
+NPS_PSEUDO_RESPONSES = 0.75
 
-    Clipped to [-100, 100].  An empty sample gives ``(nan, -100, 100, 0)``.  Note that when all
-    responses fall in one category the estimated variance is 0 and the interval is degenerate;
-    callers that need a floor should gate on a minimum ``n``.
+
+def nps_interval(
+    promoters: float, passives: float, detractors: float, confidence: float = 0.95,
+    method: NpsMethod = "adjusted-wald",
+) -> Interval:
+    """NPS = 100 (p_P - p_D) of the observed counts, with a normal interval on the multinomial variance.
+
+    ``adjusted-wald`` (default) computes the interval from the counts plus pseudo-responses
+    (:data:`NPS_PSEUDO_RESPONSES` promoters and detractors, twice that many passives), so a small
+    or one-sided sample gets a wide interval instead of a degenerate one; the interval is
+    widened to contain the observed estimate where the adjustment would exclude it (an extreme
+    sample at low confidence).  Clipped to [-100, 100].  An empty sample gives
+    ``(nan, -100, 100, 0)``.
     """
     n, pp, pd = _nps_parts(promoters, passives, detractors)
     if n == 0:
         return Interval(math.nan, -100.0, 100.0, 0)
-    z = z_for_confidence(confidence)
     est = 100.0 * (pp - pd)
-    half = 100.0 * z * math.sqrt(nps_variance(promoters, passives, detractors))
-    return Interval(est, max(-100.0, est - half), min(100.0, est + half), n)
+    if method == "adjusted-wald":
+        k = NPS_PSEUDO_RESPONSES
+        low, high = _wald_nps(promoters + k, passives + 2 * k, detractors + k, confidence)
+        low, high = min(low, est), max(high, est)
+    else:
+        low, high = _wald_nps(promoters, passives, detractors, confidence)
+    return Interval(est, max(-100.0, low), min(100.0, high), n)
+
+
+def _wald_nps(promoters: float, passives: float, detractors: float,
+              confidence: float) -> tuple[float, float]:
+    _, pp, pd = _nps_parts(promoters, passives, detractors)
+    centre = 100.0 * (pp - pd)
+    half = 100.0 * z_for_confidence(confidence) * math.sqrt(nps_variance(promoters, passives, detractors))
+    return centre - half, centre + half
 
 
 def nps_diff_interval(

@@ -1,6 +1,6 @@
 """Every query of docs/analysts.md runs on the real (embedded) ClickHouse and gives the numbers
 counted by hand from the data set in conftest.py; the analyst views match an independent Python
-implementation of the Wilson, multinomial-NPS and normal-mean intervals."""
+implementation of the Wilson, adjusted-Wald NPS and normal-mean intervals."""
 
 from __future__ import annotations
 
@@ -44,11 +44,16 @@ def wilson(k: int, n: int) -> tuple[float, float]:
 
 
 def nps_interval(promoters: int, detractors: int, n: int) -> tuple[float, float, float]:
-    scores = [1] * promoters + [-1] * detractors + [0] * (n - promoters - detractors)
-    mean = sum(scores) / n
-    variance = sum((s - mean) ** 2 for s in scores) / n  # multinomial (population) variance
-    half = Z * math.sqrt(variance / n)
-    return 100 * mean, max(-100, 100 * (mean - half)), min(100, 100 * (mean + half))
+    """Rocks' adjusted Wald: the multinomial (population) variance of the +1/0/-1 scores after
+    adding 3/4 of an answer to the promoters and to the detractors and 3/2 to the passives."""
+    weights = {1: promoters + 0.75, -1: detractors + 0.75, 0: n - promoters - detractors + 1.5}
+    total = sum(weights.values())
+    mean = sum(s * w for s, w in weights.items()) / total
+    variance = sum(w * (s - mean) ** 2 for s, w in weights.items()) / total
+    half = Z * math.sqrt(variance / total)
+    observed = 100 * (promoters - detractors) / n
+    return (observed, max(-100, min(observed, 100 * (mean - half))),
+            min(100, max(observed, 100 * (mean + half))))
 
 
 def mean_interval(values: list[float]) -> tuple[float, float, float]:
@@ -89,14 +94,12 @@ def test_nps_by_touchpoint_week(ch_client, analyst_data) -> None:
     assert set(got) == {(date(2025, 3, 3), "web"), (date(2025, 3, 3), "store"),
                         (date(2025, 3, 10), "call_centre")}  # employees left out
     web = got[(date(2025, 3, 3), "web")]
-    # p = 0.5, d = 0.2, n = 100: NPS 30 +- 1.959964 * 100 * sqrt((0.7 - 0.09) / 100)
-    half = Z * 100 * math.sqrt((0.7 - 0.09) / 100)
-    assert round(half, 2) == 15.31
+    # 50 / 30 / 20 of 100: NPS 30; adjusted Wald [14.05, 44.20] (docs/analysts.md's example)
     assert (web["answers"], web["n_promoters"], web["n_detractors"]) == (100, 50, 20)
     assert web["nps"] == 30.0
-    assert web["half_width"] == pytest.approx(round(half, 2), abs=1e-9)
-    assert web["nps_low"] == pytest.approx(round(30 - half, 2), abs=0.011)
-    assert web["nps_high"] == pytest.approx(round(30 + half, 2), abs=0.011)
+    assert (web["nps_low"], web["nps_high"]) == (14.05, 44.2)
+    nps, low, high = nps_interval(50, 20, 100)
+    assert (web["nps_low"], web["nps_high"]) == pytest.approx((low, high), abs=0.006)
     store = got[(date(2025, 3, 3), "store")]  # 6 promoters, 2 passives, 2 detractors
     nps, low, high = nps_interval(6, 2, 10)
     assert (store["nps"], store["nps_low"], store["nps_high"]) == pytest.approx(
@@ -259,8 +262,12 @@ def test_views_match_independent_intervals(ch_client, analyst_data, view, period
 
 def test_reference_implementations() -> None:
     """The test's own formulas against textbook values."""
-    nps, _, high = nps_interval(50, 20, 100)
-    assert (nps, high - nps) == pytest.approx((30.0, Z * 100 * math.sqrt(0.61 / 100)))
+    # adjusted Wald by hand: 50.75 / 31.5 / 20.75 of 103 (Rocks 2016)
+    pa, da = 50.75 / 103, 20.75 / 103
+    half = Z * 100 * math.sqrt((pa + da - (pa - da) ** 2) / 103)
+    assert nps_interval(50, 20, 100) == pytest.approx((30.0, 100 * (pa - da) - half,
+                                                       100 * (pa - da) + half))
+    assert nps_interval(3, 0, 3)[1:] == pytest.approx((-6.5793, 100.0), abs=1e-4)
     assert wilson(20, 100) == pytest.approx((0.13344, 0.28883), abs=1e-4)  # textbook values
     assert wilson(0, 10)[0] == pytest.approx(0.0, abs=1e-12)
 

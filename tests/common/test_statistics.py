@@ -16,6 +16,7 @@ Sources of the reference numbers:
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from hypothesis import assume, given
@@ -150,7 +151,7 @@ def test_mean_interval_normal_and_bounds() -> None:
 
 def test_nps_interval_by_hand() -> None:
     # 50 promoters, 30 passives, 20 detractors: NPS 30, Var(pP - pD) = (0.7 - 0.09) / 100.
-    ci = nps_interval(50, 30, 20)
+    ci = nps_interval(50, 30, 20, method="wald")
     half = 100 * 1.959964 * math.sqrt(0.61 / 100)
     assert ci.estimate == pytest.approx(30.0)
     assert (ci.low, ci.high) == (
@@ -160,12 +161,46 @@ def test_nps_interval_by_hand() -> None:
     assert nps_variance(50, 30, 20) == pytest.approx(0.0061)
 
 
+def test_adjusted_wald_nps_interval_by_hand() -> None:
+    # 3 promoters of 3: adjusted counts 3.75 / 1.5 / 0.75 of 6 -> centre 50,
+    # Var = (0.625 + 0.125 - 0.5^2) / 6 = 1/12; the estimate stays the observed 100.
+    ci = nps_interval(3, 0, 0)
+    half = 100 * 1.959964 * math.sqrt(1 / 12)
+    assert (ci.estimate, ci.high, ci.n) == (100.0, 100.0, 3)
+    assert ci.low == pytest.approx(50 - half, abs=1e-4)  # about -6.58, not the Wald [100, 100]
+    # 50/30/20: adjusted 50.75/31.5/20.75 of 103.
+    pp, pd = 50.75 / 103, 20.75 / 103
+    half = 100 * 1.959964 * math.sqrt((pp + pd - (pp - pd) ** 2) / 103)
+    ci = nps_interval(50, 30, 20)
+    assert ci.estimate == pytest.approx(30.0)
+    assert (ci.low, ci.high) == (pytest.approx(100 * (pp - pd) - half, abs=1e-4),
+                                 pytest.approx(100 * (pp - pd) + half, abs=1e-4))
+
+
 def test_nps_interval_edges() -> None:
-    assert nps_interval(10, 0, 0) == (100.0, 100.0, 100.0, 10)  # degenerate but in range
+    assert nps_interval(10, 0, 0, method="wald") == (100.0, 100.0, 100.0, 10)  # why Wald is not the default
+    assert nps_interval(10, 0, 0).low < 80.0
     empty = nps_interval(0, 0, 0)
     assert math.isnan(empty.estimate) and (empty.low, empty.high) == (-100.0, 100.0)
     ci = nps_interval(3, 0, 1)
     assert -100 <= ci.low <= ci.high <= 100
+
+
+@pytest.mark.parametrize("shares", [(0.5, 0.3, 0.2), (0.8, 0.15, 0.05), (0.2, 0.2, 0.6)])
+def test_adjusted_wald_covers_the_true_nps_at_small_n_where_wald_does_not(
+        shares: tuple[float, float, float]) -> None:
+    rng = random.Random(20161)
+    true_nps = 100 * (shares[0] - shares[2])
+    hits = {"adjusted-wald": 0, "wald": 0}
+    runs = 3000
+    for _ in range(runs):
+        draws = rng.choices(range(3), weights=shares, k=12)
+        counts = (draws.count(0), draws.count(1), draws.count(2))
+        for method in hits:
+            hits[method] += nps_interval(*counts, method=method).contains(true_nps)  # type: ignore[arg-type]
+    coverage = {m: h / runs for m, h in hits.items()}
+    assert coverage["adjusted-wald"] >= 0.925, coverage
+    assert abs(coverage["adjusted-wald"] - 0.95) < abs(coverage["wald"] - 0.95), coverage
 
 
 def test_nps_difference_variances_add() -> None:
