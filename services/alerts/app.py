@@ -12,7 +12,7 @@ from faust.contrib.asgi import serve_asgi
 from mode import Service
 from prometheus_client import CollectorRegistry
 
-from services.alerts.agents import register_agents
+from services.alerts.agents import Handlers, register_agents
 from services.alerts.api import build_api
 from services.alerts.cases.log import CaseTopicReader, HistoryWriter
 from services.alerts.delivery.alertmanager import AlertmanagerChannel
@@ -22,11 +22,14 @@ from services.alerts.delivery.outbox import Outbox
 from services.alerts.delivery.slack import SlackChannel
 from services.alerts.delivery.webhook import WebhookChannel
 from services.alerts.metrics import AlertsMetrics
+from services.alerts.repartition import InternalTopics, Repartitioner
 from services.alerts.service import AlertsRuntime
 from services.alerts.settings import AlertsSettings
+from services.alerts.state.durable import apply_remote
+from services.alerts.state.log import StateLog, StateTopicReader, latest
 from services.common.clickhouse import connect
 from services.common.faust_kafka import base_config, new_app
-from services.common.kafka import ensure_topics
+from services.common.kafka import ensure_topics, partition_count
 
 log = logging.getLogger("ksp.alerts")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per delivery attempt otherwise
@@ -92,6 +95,7 @@ class AlertsService(Service):
         self.runtime = runtime
         self.client = client
         self.reader: CaseTopicReader | None = None
+        self.state_reader: StateTopicReader | None = None
 
     async def on_start(self) -> None:
         s = self.runtime.settings
@@ -101,7 +105,32 @@ class AlertsService(Service):
         events = await self.reader.replay(s.rebuild_timeout_s)
         applied = self.runtime.cases.rebuild(events)
         log.info("cases rebuilt from %s: %d events, %d cases", s.cases_topic, applied, len(self.runtime.cases.cases))
+        await self._restore_state()
         self.runtime.started.set()
+
+    async def _restore_state(self) -> None:
+        """Deliveries, silences, notification groups and firing alerts from before a restart."""
+        s = self.runtime.settings
+        topic = s.state_topic_name()
+        await asyncio.to_thread(ensure_topics, s.kafka, [topic], None, {"cleanup.policy": "compact"})
+        self.state_reader = StateTopicReader(s.kafka, topic)
+        await self.state_reader.start(s.rebuild_timeout_s)
+        records = latest(await self.state_reader.replay(s.rebuild_timeout_s))
+        log.info("state restored from %s: %s", topic, self.runtime.restore(records))
+
+    @Service.task
+    async def _follow_state(self) -> None:
+        """Silences created or deleted on other workers (state/durable.py apply_remote)."""
+        await self.runtime.started.wait()
+        while not self.should_stop and self.state_reader is not None:
+            try:
+                for key, record in await self.state_reader.poll(1000):
+                    apply_remote(self.runtime, key, record, self.runtime.clock())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("following the state topic failed; retrying")
+                await self.sleep(1.0)
 
     @Service.task
     async def _tick(self) -> None:
@@ -140,9 +169,22 @@ class AlertsService(Service):
         await self.runtime.outbox.close()
         if self.reader is not None:
             await self.reader.stop()
+        if self.state_reader is not None:
+            await self.state_reader.stop()
         if self.runtime.history is not None:
             self.runtime.history.close()
         await self.client.aclose()
+
+
+def ensure_internal_topics(settings: AlertsSettings) -> InternalTopics:
+    """The repartition topics exist before the agents subscribe (Tansu drops records for
+    unknown topics). by-scope/by-customer get the scored topic's partition count, so detection
+    spreads as far as the input does; notify has one partition: one notifying worker."""
+    topics = InternalTopics.of(settings.consumer_group)
+    partitions = settings.repartition_partitions or partition_count(settings.kafka, settings.topics.scored)
+    ensure_topics(settings.kafka, [topics.by_scope, topics.by_customer], partitions=partitions)
+    ensure_topics(settings.kafka, [topics.notify], partitions=1)
+    return topics
 
 
 def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = None) -> faust.App:
@@ -159,10 +201,20 @@ def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = Non
     evaluator, notifier, watcher = build_engine(settings)
     history = (HistoryWriter(lambda: connect(settings.clickhouse), settings.clickhouse.database)
                if settings.clickhouse_history else None)
+    state_topic = app.topic(settings.state_topic_name(), key_serializer="raw", value_serializer="raw")
     runtime = AlertsRuntime(settings, evaluator=evaluator, notifier=notifier, outbox=outbox, metrics=metrics,
                             publish_alert=alerts_topic.send, publish_case=cases_topic.send, history=history,
-                            watcher=watcher)
-    register_agents(app, settings, runtime.handle)
+                            watcher=watcher, state_log=StateLog(state_topic.send))
+    topics = ensure_internal_topics(settings)
+    notify_topic = app.topic(topics.notify, key_serializer="raw", value_serializer="raw")
+    runtime.publish_notify = notify_topic.send
+    forward = Repartitioner(evaluator.scope_levels, {
+        "scope": app.topic(topics.by_scope, key_serializer="raw", value_serializer="raw").send,
+        "customer": app.topic(topics.by_customer, key_serializer="raw", value_serializer="raw").send,
+    }, metrics).forward
+    register_agents(app, settings, topics, Handlers(forward=forward, scopes=runtime.handle_scopes,
+                                                     customers=runtime.handle_customers,
+                                                     notify=runtime.handle_notify))
     app.service(AlertsService(runtime, client, loop=None))  # type: ignore[arg-type]
 
     def ready() -> tuple[bool, int]:

@@ -278,7 +278,34 @@ class AlertEvaluator:
         return list(self._firing.values())
 
     def on_scored(self, scored: ScoredEvent, now: datetime) -> list[Alert]:
+        """Every rule at every scope level and for the customer (one worker sees all events)."""
         out: list[Alert] = []
+        self._on_scopes(scored, now, None, out)
+        if self._churn:
+            self._on_churn(scored, now, out)
+        return out
+
+    def on_scope(self, scored: ScoredEvent, level: tuple[str, ...], now: datetime) -> list[Alert]:
+        """Drop and surge rules at one scope level only: with several workers, the event reaches
+        each level's worker through a repartition topic keyed by that level's scope."""
+        out: list[Alert] = []
+        self._on_scopes(scored, now, level, out)
+        return out
+
+    def on_customer(self, scored: ScoredEvent, now: datetime) -> list[Alert]:
+        """Churn rules only (the worker that owns the customer's partition)."""
+        out: list[Alert] = []
+        if self._churn:
+            self._on_churn(scored, now, out)
+        return out
+
+    def scope_levels(self) -> list[tuple[str, ...]]:
+        """The scope levels some drop or surge rule keeps state at (what to repartition by)."""
+        used = {names for rt in (*self._drop, *self._surge) for names in rt.levels}
+        return [names for names in self._levels if names in used]
+
+    def _on_scopes(self, scored: ScoredEvent, now: datetime, only: tuple[str, ...] | None,
+                   out: list[Alert]) -> None:
         ev = scored.event
         vals = None
         keys: list[tuple[str, ...] | None] = self._key_slots
@@ -296,6 +323,8 @@ class AlertEvaluator:
                         keys[i] = None
                 obs = (eid, obs_at, v)
                 for li, names, table in rt.level_slots:
+                    if only is not None and names != only:
+                        continue
                     key = keys[li]
                     if key is None:
                         key = keys[li] = self._level_getters[li](vals)
@@ -323,6 +352,8 @@ class AlertEvaluator:
                                             tuple(text.negative_themes))
             for rt2 in self._surge:
                 for li, names, table2 in rt2.level_slots:
+                    if only is not None and names != only:
+                        continue
                     key = keys[li]
                     if key is None:
                         key = keys[li] = self._level_getters[li](vals)
@@ -336,9 +367,6 @@ class AlertEvaluator:
                         self._flush_surge(rt2, sscope, None, now, out)
                     elif len(sscope.buf) == 1:
                         self._dirty_surge[id(sscope)] = (rt2, sscope, now)
-        if self._churn:
-            self._on_churn(scored, now, out)
-        return out
 
     def on_tick(self, now: datetime) -> list[Alert]:
         out: list[Alert] = list(self._pending)
@@ -800,6 +828,55 @@ class AlertEvaluator:
                 cfg2: surge.SurgeConfig = s2.eff.config  # type: ignore[assignment]
                 if now - s2.last_at >= cfg2.window * (cfg2.baseline_windows + 2):
                     rt2.remove(*k)
+
+    # ---------------------------------------------------------------- restart
+
+    def restore_firing(self, alerts: Iterable[Alert], now: datetime) -> int:
+        """Alerts that were firing before a restart (the service takes them from the cases):
+        they are firing again here, so their condition is not alerted as new and resolves
+        once when it clears. Detector state itself starts afresh (baselines are relearned), so
+        clearing is judged on what comes after ``now``: a drop resolves after its quiet period,
+        a churn risk after ``resolve.quiet_for`` without a negative experience (or a promoter),
+        a surge when the scope's next window closes without it. Returns how many were taken."""
+        by_name = {rt.name: rt for rt in (*self._drop, *self._surge, *self._churn)}
+        taken = 0
+        for alert in alerts:
+            rt = by_name.get(alert.rule)
+            if rt is None or alert.status is not AlertStatus.firing or alert.fingerprint in self._firing:
+                continue
+            if self._adopt_alert(rt, alert, now):
+                self._firing[alert.fingerprint] = alert
+                taken += 1
+        return taken
+
+    def _adopt_alert(self, rt: _Runtime, alert: Alert, now: datetime) -> bool:
+        labels = alert.labels
+        if isinstance(rt, _ChurnRuntime):
+            cid = labels.get("customer_id")
+            if not cid:
+                return False
+            cust = rt.customers.setdefault(cid, _Customer(state=churn.new_state(cid)))
+            cust.alert, cust.last_negative_at = alert, now
+            rt.alerting[cid] = cust
+            return True
+        present = {k for k in SCOPE_LABELS if k in labels}
+        names = next((n for n in rt.levels if set(n) == present), None)
+        if names is None:
+            return False
+        key = tuple(labels[n] for n in names)
+        if isinstance(rt, _DropRuntime):
+            scope = rt.tables[names].get(key) or self._new_drop_scope(rt, names, key, now)
+            scope.alert, scope.realarms = alert, 0
+            scope.last_alarm_n, scope.last_alarm_at = scope.state.n_seen, now
+            rt.alerting[id(scope)] = scope
+            return True
+        assert isinstance(rt, _SurgeRuntime)
+        theme = labels.get("theme")
+        if not theme:
+            return False
+        sscope = rt.tables[names].get(key) or self._new_surge_scope(rt, names, key, now)
+        sscope.alerts[theme] = alert
+        return True
 
     def stats(self) -> dict[str, int]:
         """Sizes of the kept state (for metrics and tests)."""

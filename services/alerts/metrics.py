@@ -10,6 +10,9 @@ class AlertsMetrics:
         self.registry = registry
         self.events = Counter("ksp_alerts_events_evaluated_total", "Scored events evaluated",
                               registry=registry)
+        self.repartitioned = Counter("ksp_alerts_repartitioned_total", "Scored events re-published to "
+                                     "the repartition topics, by route (scope level or customer)",
+                                     ["route"], registry=registry)
         self.unreadable = Counter("ksp_alerts_events_unreadable_total", "Scored events that failed "
                                   "validation and were skipped", registry=registry)
         self.alerts = Counter("ksp_alerts_state_changes_total", "Alert state changes",

@@ -30,7 +30,12 @@ from services.alerts.cases.model import CaseError, decide
 from services.alerts.cases.store import CaseStore
 from services.alerts.delivery.outbox import Delivery, Outbox
 from services.alerts.metrics import AlertsMetrics
+from services.alerts.notify.escalation import escalation_notification
+from services.alerts.repartition import NotifyRecord, level_of
 from services.alerts.settings import AlertsSettings
+from services.alerts.state.durable import Restored, StateWriter, restore
+from services.alerts.state.log import StateLog
+from services.alerts.state.records import StateRecord
 
 log = logging.getLogger("ksp.alerts")
 
@@ -89,8 +94,13 @@ class AlertsRuntime:
         watcher: Any = None,
         hub: Hub | None = None,
         clock: Callable[[], datetime] = utcnow,
+        publish_notify: Publish | None = None,
+        state_log: StateLog | None = None,
     ) -> None:
         self.settings = settings
+        # Set with several workers: alerts go through the one-partition notify topic to the
+        # one worker that groups and inhibits them all (repartition.py); unset: notified here.
+        self.publish_notify = publish_notify
         self.evaluator = evaluator
         self.notifier = notifier
         self.outbox = outbox
@@ -107,6 +117,9 @@ class AlertsRuntime:
         self._lock = asyncio.Lock()
         self._rules_checked = 0.0
         outbox.on_result = self._on_delivery
+        # deliveries, silences and notification groups survive a restart (state/durable.py)
+        self.state = StateWriter(state_log, settings.worker_id)
+        outbox.on_change = self.state.delivery
 
     # -- agent ---------------------------------------------------------------------------
     async def handle(self, values: Sequence[bytes]) -> None:
@@ -129,6 +142,66 @@ class AlertsRuntime:
                     await self._on_alerts(alerts, now, scored)
             self._dispatch(self.clock())
 
+    async def handle_scopes(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """One batch from the by-scope repartition topic: (key, scored event) records, each
+        evaluated at the scope level its key names only."""
+        await self.started.wait()
+        async with self._lock:
+            for key, value in records:
+                if (scored := self._parse(value)) is not None:
+                    now = self.clock()
+                    alerts = self.evaluator.on_scope(scored, level_of(key), now)
+                    if alerts:
+                        await self._on_alerts(alerts, now, scored)
+            self._dispatch(self.clock())
+
+    async def handle_customers(self, values: Sequence[bytes]) -> None:
+        """One batch from the by-customer repartition topic: churn detection and the closed
+        loop. This worker alone sees the customer's feedback now, so it follows up the
+        customer's cases whoever opened them (owner None)."""
+        await self.started.wait()
+        async with self._lock:
+            for value in values:
+                if (scored := self._parse(value)) is not None:
+                    now = self.clock()
+                    for event in self.cases.on_feedback(scored, now, None):
+                        await self._record(event)
+                    alerts = self.evaluator.on_customer(scored, now)
+                    if alerts:
+                        await self._on_alerts(alerts, now, scored)
+            self._dispatch(self.clock())
+
+    async def handle_notify(self, values: Sequence[bytes]) -> None:
+        """One batch from the notify topic (this worker owns its only partition)."""
+        await self.started.wait()
+        async with self._lock:
+            now = self.clock()
+            for value in values:
+                try:
+                    record = NotifyRecord.model_validate_json(value)
+                except ValidationError as exc:
+                    log.error("unreadable notify record skipped: %s", exc)
+                    continue
+                if record.accepted_at is not None:
+                    self.accepted_at[record.alert.alert_id] = record.accepted_at
+                self.notifier.receive(record.alert, now)
+            self._dispatch(self.clock())
+
+    def _parse(self, value: bytes) -> ScoredEvent | None:
+        try:
+            return ScoredEvent.model_validate_json(value)
+        except ValidationError as exc:  # the repartitioner validated it: a bug or a foreign producer
+            self.metrics.unreadable.inc()
+            log.error("unreadable repartitioned event skipped: %s", exc)
+            return None
+
+    async def _notify(self, alert: Alert, now: datetime, accepted_at: datetime | None) -> None:
+        if self.publish_notify is None:
+            self.notifier.receive(alert, now)
+            return
+        record = NotifyRecord(alert=alert, accepted_at=accepted_at)
+        await self.publish_notify(key=alert.fingerprint.encode(), value=record.model_dump_json().encode())
+
     # -- tick ----------------------------------------------------------------------------
     async def tick(self) -> None:
         """Time-based evaluation, rules hot reload, due notifications, SLA escalation."""
@@ -140,6 +213,7 @@ class AlertsRuntime:
                 await self._on_alerts(alerts, now)
             self._dispatch(now)
             for event in self.cases.overdue(now, self.settings.worker_id):
+                self._escalate(event)
                 await self._record(event)
             self.metrics.firing.set(len(self.evaluator.firing()))
             self.metrics.pending.set(len(self.outbox.pending()))
@@ -174,8 +248,28 @@ class AlertsRuntime:
             log.exception("final dispatch failed")
         if not await self.outbox.drain(timeout):
             log.warning("%d deliveries still in flight at shutdown", len(self.outbox.pending()))
+        await self.state.flush(timeout)  # those still pending resume after the restart
         if self.history is not None:
             await self.history.flush()
+
+    def restore(self, records: Sequence[StateRecord]) -> Restored:
+        """Take back the state replayed from the state topic (after the cases are rebuilt,
+        before `started` is set)."""
+        restored = restore(self, records, self.clock())
+        self.metrics.parked.set(len(self.outbox.parked()))
+        return restored
+
+    def _escalate(self, event: CaseEvent) -> None:
+        """An SLA breach (`event` is about to be recorded) goes to the escalation receiver.
+        Handed to the outbox before the event is recorded: a crash in between re-sends after
+        the restart with the same idempotency key rather than losing the notification."""
+        case = self.cases.get(event.case_id)
+        notification = escalation_notification(self.evaluator.rules.routing, case, event)
+        if notification is None:
+            log.info("case %s breached its SLA; no escalation receiver matches it", case.case_id)
+            return
+        self.metrics.notifications.labels(notification.receiver, "escalation").inc()
+        self.outbox.submit(notification)
 
     # -- alerts and cases ----------------------------------------------------------------
     async def _on_alerts(self, alerts: Sequence[Alert], now: datetime, scored: ScoredEvent | None = None) -> None:
@@ -190,7 +284,8 @@ class AlertsRuntime:
                 self.metrics.resolved.labels(alert.rule, alert.severity.value).inc()
             if self.history is not None:
                 self.history.alert(alert, now)
-            self.notifier.receive(alert, now)
+            firing_at = scored.accepted_at if scored is not None and alert.status is AlertStatus.firing else None
+            await self._notify(alert, now, firing_at)
             evidence: dict[str, float | str] = {"worker_id": self.settings.worker_id}
             if scored is not None and alert.status is AlertStatus.firing:
                 evidence["trigger_event_id"] = scored.event_id
@@ -247,6 +342,7 @@ class AlertsRuntime:
             status = getattr(notification.status, "value", notification.status)
             self.metrics.notifications.labels(notification.receiver, str(status)).inc()
             self.outbox.submit(notification, accepted_at=min(accepted) if accepted and status == "firing" else None)
+        self.state.notifier(self.notifier)  # after the submits: a crash in between re-sends, same key
         if len(self.accepted_at) > 100_000:
             for key in list(self.accepted_at)[:50_000]:
                 del self.accepted_at[key]
@@ -284,6 +380,7 @@ class AlertsRuntime:
         silence = Silence(silence_id=uuid.uuid4().hex, matchers=matchers, starts_at=starts, ends_at=ends,
                           created_by=created_by, comment=comment)
         self.notifier.add_silence(silence)
+        self.state.silence(silence.silence_id, silence)
         self.hub.publish("silence", {"action": "created", "silence": silence.model_dump(mode="json")})
         return silence
 
@@ -291,6 +388,7 @@ class AlertsRuntime:
         if not any(s.silence_id == silence_id for s in self.notifier.silences()):
             return False
         self.notifier.remove_silence(silence_id)
+        self.state.silence(silence_id, None)
         self.hub.publish("silence", {"action": "deleted", "silence_id": silence_id})
         return True
 

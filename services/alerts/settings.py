@@ -104,7 +104,14 @@ class AlertsSettings(ServiceSettings):
         True, description="Write alert state changes and case events to ClickHouse "
         "(`alerts`, `alert_events`)."
     )
-    rebuild_timeout_s: float = Field(60.0, gt=0, description="Max time to replay the cases topic at start-up.")
+    rebuild_timeout_s: float = Field(
+        60.0, gt=0, description="Max time to replay the cases topic (and the state topic) at start-up."
+    )
+    state_topic: str | None = Field(
+        None, description="Kafka topic (compacted, keyed) of the state that must survive a restart: "
+        "pending and parked deliveries, silences, notification groups; replayed at start-up. "
+        "Default: `<cases_topic>.state`."
+    )
     # API
     stream_quality_interval_s: float = Field(
         15.0, gt=0, description="Period of the `quality` event on GET /v1/stream."
@@ -115,12 +122,21 @@ class AlertsSettings(ServiceSettings):
     # agent
     agent_batch_size: int = Field(500, ge=1, description="Scored events the agent takes at once.")
     agent_batch_within_s: float = Field(0.05, gt=0, description="Max wait to fill an agent batch.")
+    repartition_partitions: int | None = Field(
+        None, ge=1, description="Partitions of the repartition topics `<consumer_group>.by-scope` "
+        "and `.by-customer` (detector state is spread over the workers by them) when they are "
+        "created; default: as many as the scored topic has. Changing it later moves scopes and "
+        "customers between workers: their detector state is learned again."
+    )
     use_uvloop: bool = Field(True, description="Run the event loop on uvloop.")
 
     def sla_s(self, severity: Severity | str) -> float:
         """The SLA (seconds from opening to resolution) of a case of this severity."""
         return {"info": self.sla_info_s, "warning": self.sla_warning_s,
                 "critical": self.sla_critical_s}[str(Severity(severity).value)]
+
+    def state_topic_name(self) -> str:
+        return self.state_topic or f"{self.cases_topic}.state"
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")

@@ -6,7 +6,7 @@ import ssl
 from typing import Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from services.common.settings import KafkaSettings
 
@@ -63,18 +63,35 @@ def faust_credentials(kafka: KafkaSettings) -> Any:
     return None
 
 
-def ensure_topics(kafka: KafkaSettings, names: list[str]) -> list[str]:
-    """Create the topics that do not exist yet; returns the ones created."""
+def ensure_topics(kafka: KafkaSettings, names: list[str], partitions: int | None = None,
+                  configs: dict[str, str] | None = None) -> list[str]:
+    """Create the topics that do not exist yet (with `partitions`, default
+    `kafka.topic_partitions`, and topic `configs` such as cleanup.policy); returns the ones created."""
     admin = KafkaAdminClient(**security_config(kafka), client_id="ksp-topics")
     try:
         existing = set(admin.list_topics())
         missing = [name for name in names if name not in existing]
         for name in missing:
-            topic = NewTopic(name, kafka.topic_partitions, kafka.replication_factor)
+            topic = NewTopic(name, partitions or kafka.topic_partitions, kafka.replication_factor,
+                             topic_configs=configs or {})
             try:
                 admin.create_topics([topic])
             except TopicAlreadyExistsError:
                 pass
         return missing
+    finally:
+        admin.close()
+
+
+def partition_count(kafka: KafkaSettings, name: str) -> int | None:
+    """How many partitions the topic has; None if it does not exist (yet)."""
+    admin = KafkaAdminClient(**security_config(kafka), client_id="ksp-topics")
+    try:
+        topics = admin.describe_topics([name])
+    except KafkaError:
+        return None  # unknown topic (some brokers answer with an error, others with no partitions)
+    else:
+        partitions = [t.get("partitions") for t in topics if t.get("name") == name and not t.get("error_code")]
+        return len(partitions[0]) if partitions and partitions[0] else None
     finally:
         admin.close()

@@ -447,6 +447,16 @@ class TestChurnRisk:
         assert (d.window_start, d.window_end) == (T0, T0 + timedelta(days=20))
         assert d.details["touchpoints"] == "store,support"
 
+    @given(st.permutations([ev(1, 0, "store"), ev(2, 10, "support"), ev(3, 20, "store")]))
+    def test_three_negative_experiences_fire_in_whatever_order_they_arrive(self, events: list) -> None:  # type: ignore[type-arg]
+        """Several workers interleave partitions: a late event completes the window."""
+        decisions = self.run(events)
+        assert [d.rule for d in decisions] == ["repeated_negative_experiences"]
+        assert decisions[0].n == 3 and set(decisions[0].example_event_ids) == {"e1", "e2", "e3"}
+
+    def test_a_late_event_outside_the_newest_window_does_not_complete_it(self) -> None:
+        assert self.run([ev(1, 40, "store"), ev(2, 41, "support"), ev(3, 0, "store")]) == []
+
     def test_repeated_negatives_at_one_touchpoint_do_not_fire(self) -> None:
         assert self.run([ev(i, i, "store") for i in range(5)]) == []
 

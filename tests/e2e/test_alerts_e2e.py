@@ -165,9 +165,11 @@ def test_a_burst_of_cancelling_detractors_is_one_incident_per_unit_and_one_case_
     assert (recovery["churn_cases"], recovery["followed_up"], recovery["recovered"], recovery["rate"]) == (4, 4, 4, 1.0)
 
 
-def test_cases_survive_a_restart_of_the_alerts_service(stack: AlertsStack) -> None:
+def test_cases_and_silences_survive_a_restart_of_the_alerts_service(stack: AlertsStack) -> None:
     before = httpx.get(f"{stack.alerts_url}/v1/alerts", timeout=5).json()["cases"]
     assert before, "the previous test opened cases"
+    silence = httpx.post(f"{stack.alerts_url}/v1/silences", timeout=5, json={
+        "matchers": {"unit": "refit"}, "created_by": "ana", "duration_s": 3600}).json()
     alerts = stack.processes["alerts"]
     alerts.stop(grace=15)
     alerts.start()
@@ -175,3 +177,5 @@ def test_cases_survive_a_restart_of_the_alerts_service(stack: AlertsStack) -> No
     after = httpx.get(f"{stack.alerts_url}/v1/alerts", timeout=5).json()["cases"]
     strip = lambda cases: sorted((c["case_id"], c["state"], c["events"], c["recovered"]) for c in cases)
     assert strip(after) == strip(before)
+    silences = httpx.get(f"{stack.alerts_url}/v1/silences", timeout=5).json()["silences"]
+    assert [s["silence_id"] for s in silences] == [silence["silence_id"]]  # kept on the state topic

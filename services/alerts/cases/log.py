@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
@@ -22,11 +22,13 @@ from services.common.settings import KafkaSettings
 
 log = logging.getLogger("ksp.alerts.cases")
 
+T = TypeVar("T")
 
-class CaseTopicReader:
-    """Reads the whole cases topic (no consumer group: every worker reads every partition):
-    `replay` up to the end offsets at start-up, then `poll` for what other workers append, so
-    every worker's API shows every case."""
+
+class TopicReader(Generic[T]):
+    """Reads a whole topic (no consumer group: every worker reads every partition): `replay`
+    up to the end offsets at start-up, then `poll` for what other workers append. Subclasses
+    decode one record (`decode_record`; raising ValueError/TypeError skips it, logged)."""
 
     def __init__(self, kafka: KafkaSettings, topic: str) -> None:
         self.topic = topic
@@ -50,12 +52,12 @@ class CaseTopicReader:
         self.consumer.assign(self._partitions)
         await self.consumer.seek_to_beginning(*self._partitions)
 
-    async def replay(self, timeout_s: float = 60.0) -> list[CaseEvent]:
+    async def replay(self, timeout_s: float = 60.0) -> list[T]:
         """Every event up to the end offsets as of now, partition by partition in offset order."""
         deadline = time.monotonic() + timeout_s
         end = await self.consumer.end_offsets(self._partitions)
         remaining = {tp for tp in self._partitions if end[tp] > 0}
-        events: list[CaseEvent] = []
+        events: list[T] = []
         while remaining:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"replaying {self.topic} took longer than {timeout_s:g} s")
@@ -65,21 +67,32 @@ class CaseTopicReader:
                     remaining.discard(tp)
         return events
 
-    async def poll(self, timeout_ms: int = 1000) -> list[CaseEvent]:
+    async def poll(self, timeout_ms: int = 1000) -> list[T]:
         return self._decode(await self.consumer.getmany(timeout_ms=timeout_ms))
 
-    def _decode(self, batch: dict[TopicPartition, list[Any]]) -> list[CaseEvent]:
+    def _decode(self, batch: dict[TopicPartition, list[Any]]) -> list[T]:
         events = []
         for tp, records in batch.items():
             for record in records:
                 try:
-                    events.append(CaseEvent.model_validate_json(record.value))
-                except (ValidationError, TypeError):
-                    log.error("unreadable case event at %s:%d skipped", tp, record.offset)
+                    events.append(self.decode_record(record))
+                except (ValidationError, ValueError, TypeError):
+                    log.error("unreadable record at %s:%d skipped", tp, record.offset)
         return events
+
+    def decode_record(self, record: Any) -> T:
+        raise NotImplementedError
 
     async def stop(self) -> None:
         await self.consumer.stop()
+
+
+class CaseTopicReader(TopicReader[CaseEvent]):
+    """The cases topic: replayed at start-up, then followed so every worker's API shows
+    every case."""
+
+    def decode_record(self, record: Any) -> CaseEvent:
+        return CaseEvent.model_validate_json(record.value)
 
 
 async def replay_topic(kafka: KafkaSettings, topic: str, timeout_s: float = 60.0) -> list[CaseEvent]:

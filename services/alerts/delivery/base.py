@@ -35,7 +35,8 @@ def status_of(notification: Any) -> str:
 
 
 def notification_payload(notification: Any) -> dict[str, Any]:
-    """The notification as JSON (the webhook body): receiver, group, status, alerts, key."""
+    """The notification as JSON (the webhook body): receiver, group, status, alerts, key, and
+    `escalation` (case id, due_at, overdue_s, ...) for the SLA breach of a case."""
     alerts = alerts_of(notification)
     group_labels: dict[str, str] = dict(getattr(notification, "group_labels", None) or {})
     if not group_labels and alerts:
@@ -43,7 +44,7 @@ def notification_payload(notification: Any) -> dict[str, Any]:
         for alert in alerts[1:]:
             common = {k: v for k, v in common.items() if alert.labels.get(k) == v}
         group_labels = common
-    return {
+    payload: dict[str, Any] = {
         "version": 1,
         "receiver": notification.receiver,
         "group_key": notification.group_key,
@@ -52,6 +53,10 @@ def notification_payload(notification: Any) -> dict[str, Any]:
         "idempotency_key": notification.idempotency_key,
         "alerts": [a.model_dump(mode="json") for a in alerts],
     }
+    escalation = getattr(notification, "escalation", None)
+    if escalation:  # an SLA breach of a case (notify.escalation), not an alert state change
+        payload["escalation"] = dict(escalation)
+    return payload
 
 
 def http_failure(status_code: int, text: str) -> DeliveryError:

@@ -9,6 +9,11 @@ or the last failed attempt PARKS it: it stays in the outbox, is listed by the AP
 (GET /v1/deliveries/parked) and can be replayed (POST /v1/deliveries/parked/{id}/replay).
 Every attempt and every replay sends the same idempotency key. Nothing is dropped silently: a
 receiver name nobody configured parks too.
+
+Durability: `on_change` sees every delivery whose state changed (submitted, failed attempt,
+parked, replayed, delivered) so the caller can persist it; `restore` takes back the deliveries
+persisted before a restart: parked ones are listed and replayable again, pending ones resume
+(same idempotency key, fresh attempt budget).
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ class Outbox:
         timeout_s: float = 10.0,
         attempts_by_channel: Mapping[str, int] | None = None,
         on_result: Callable[[Delivery, str], None] | None = None,
+        on_change: Callable[[Delivery], None] | None = None,
         keep_delivered: int = 1000,
     ) -> None:
         self.channels: dict[str, Channel] = dict(channels)
@@ -86,6 +92,7 @@ class Outbox:
         self.backoff_max_s = backoff_max_s
         self.timeout_s = timeout_s
         self.on_result = on_result
+        self.on_change = on_change
         self.keep_delivered = keep_delivered
         self.deliveries: dict[str, Delivery] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -110,8 +117,25 @@ class Outbox:
             if name not in self.channels:
                 self._park(delivery, f"no receiver named {receiver!r} is configured")
                 continue
+            self._changed(delivery)
             self._start(delivery)
         return created
+
+    def restore(self, deliveries: list[Delivery]) -> int:
+        """Take back deliveries persisted before a restart (needs a running loop): parked ones
+        stay parked, pending ones start again with a fresh attempt budget; returns how many
+        were resumed. Delivered ones are not expected (they are not persisted)."""
+        resumed = 0
+        for delivery in deliveries:
+            if delivery.delivery_id in self.deliveries or delivery.state == DELIVERED:
+                continue
+            self.deliveries[delivery.delivery_id] = delivery
+            if delivery.state == PENDING:
+                delivery.attempts = 0
+                delivery.history.append({"at": datetime.now(UTC).isoformat(), "event": "resumed"})
+                self._start(delivery)
+                resumed += 1
+        return resumed
 
     # -- state ---------------------------------------------------------------------------
     def parked(self) -> list[Delivery]:
@@ -136,6 +160,7 @@ class Outbox:
         delivery.state = PENDING
         delivery.updated_at = datetime.now(UTC)
         delivery.history.append({"at": delivery.updated_at.isoformat(), "event": "replay"})
+        self._changed(delivery)
         self._start(delivery)
         return delivery
 
@@ -194,6 +219,8 @@ class Outbox:
                 log.warning("delivery %s via %s attempt %d/%d failed: %s", delivery.delivery_id,
                             delivery.channel, delivery.attempts, budget, reason)
                 self._report(delivery, "failed")
+                if retryable and delivery.attempts < budget:
+                    self._changed(delivery)
                 if not retryable or delivery.attempts >= budget:
                     self._park(delivery, reason)
                     return
@@ -207,6 +234,7 @@ class Outbox:
                                      "attempt": delivery.attempts,
                                      "seconds": round(time.monotonic() - started, 4)})
             self._report(delivery, "delivered")
+            self._changed(delivery)
             self._forget_old(delivery)
             return
 
@@ -218,6 +246,14 @@ class Outbox:
         log.error("delivery %s of %s via %s PARKED after %d attempt(s): %s", delivery.delivery_id,
                   delivery.idempotency_key, delivery.channel, delivery.attempts, reason)
         self._report(delivery, "parked")
+        self._changed(delivery)
+
+    def _changed(self, delivery: Delivery) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(delivery)
+            except Exception:
+                log.exception("delivery change hook failed")
 
     def _report(self, delivery: Delivery, outcome: str) -> None:
         if self.on_result is not None:

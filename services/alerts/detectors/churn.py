@@ -131,7 +131,10 @@ def update(
             st.negatives.sort(key=lambda t: t[0])
         horizon = ev.at - config.window
         st.negatives = [t for t in st.negatives if t[0] > horizon]
-        recent = [t for t in st.negatives if t[0] <= ev.at]
+        # A late event (several workers, partitions interleave) completes the window that ends
+        # at the newest negative seen; in time order that is ev.at itself.
+        end = max(ev.at, st.negatives[-1][0]) if st.negatives else ev.at
+        recent = [t for t in st.negatives if end - config.window < t[0] <= end]
         touchpoints = sorted({t[2] for t in recent})
         if (
             (ev.negative or detractor_like)

@@ -55,6 +55,7 @@ from zoneinfo import ZoneInfo
 
 from schemas.alert import Alert, AlertStatus
 from schemas.cases import Silence
+from services.alerts.notify.snapshot import GroupSnapshot
 from services.alerts.rules.models import Digest, Routing
 
 __all__ = ["Notification", "Notifier", "matches"]
@@ -71,6 +72,7 @@ class Notification:
     digest: bool = False
     sequence: int = 0  # position within the group's episode (0 = first notification)
     repeat: bool = False  # nothing changed since the last one: re-sent after repeat_interval
+    escalation: Mapping[str, str] | None = None  # an SLA breach of a case (see notify.escalation)
 
     @property
     def firing(self) -> tuple[Alert, ...]:
@@ -150,6 +152,8 @@ class Notifier:
         self._history: dict[str, Alert] = {}  # alert_id -> latest state, for digests
         self._digest_next: dict[str, datetime] = {}
         self._forgot_at: datetime | None = None
+        self._changed: set[str] = set()  # group keys changed since take_changes (to persist)
+        self._expired: list[str] = []  # silences expired since take_changes
 
     # ---------------------------------------------------------------- routing
 
@@ -212,6 +216,7 @@ class Notifier:
             elif alert.status is AlertStatus.resolved and alert.alert_id not in group.alerts:
                 continue
             group.alerts[alert.alert_id] = alert
+            self._changed.add(key)
 
     # ---------------------------------------------------------------- silences
 
@@ -263,6 +268,7 @@ class Notifier:
                 group.alerts[alert.alert_id] = alert
         for key in [k for k, g in self._groups.items() if not g.alerts]:
             del self._groups[key]
+        self._changed.update(old, self._groups)
         self._digest_next = {k: v for k, v in self._digest_next.items()
                              if any(d.name == k for d in routing.digests)}
 
@@ -301,6 +307,7 @@ class Notifier:
     def due(self, now: datetime) -> list[Notification]:
         for sid in [sid for sid, s in self._silences.items() if s.ends_at <= now]:
             del self._silences[sid]
+            self._expired.append(sid)
         out: list[Notification] = []
         looking = [g for g in self._groups.values() if g.next_look <= now]
         if looking:
@@ -328,6 +335,7 @@ class Notifier:
                 resolved.append(a)
             else:
                 del group.alerts[aid]  # resolved before the receiver heard of it
+                self._changed.add(group.key)
         firing_ids = frozenset(a.alert_id for a in firing)
         send = repeat = False
         if firing and not firing_ids <= group.sent_firing:
@@ -348,6 +356,7 @@ class Notifier:
                 group_labels=dict(group.labels), sequence=group.seq, repeat=repeat,
             )
             group.seq += 1
+            self._changed.add(group.key)
             group.notified = True
             group.last_sent_at = now
             group.sent_firing = firing_ids
@@ -359,6 +368,7 @@ class Notifier:
         # resolved and the resolution sent (or never owed): the episode is over.
         if not group.alerts:
             del self._groups[group.key]
+            self._changed.add(group.key)
         return notification
 
     def _digests(self, now: datetime) -> list[Notification]:
@@ -405,6 +415,51 @@ class Notifier:
     def groups(self) -> dict[str, tuple[str, ...]]:
         """Group key -> fingerprints in it (for the API and tests)."""
         return {k: tuple(g.alerts) for k, g in self._groups.items()}
+
+    # ---------------------------------------------------------------- durable state
+
+    def take_changes(self) -> tuple[dict[str, GroupSnapshot | None], list[str]]:
+        """Groups changed since the last call (None: the group ended) and silences that
+        expired, for the caller to persist; pure bookkeeping, nothing is written here."""
+        groups = {k: _snapshot(self._groups[k]) if k in self._groups else None for k in self._changed}
+        expired, self._expired = self._expired, []
+        self._changed.clear()
+        return groups, expired
+
+    def restore(self, groups: Iterable[GroupSnapshot]) -> list[str]:
+        """Groups persisted before a restart, on the current routing. A group whose route is
+        gone (or now goes elsewhere) is dropped, as a reload would; returns the keys kept."""
+        routes = {r.route_id: r for r in (*self._routes, self._default)}
+        kept = []
+        for snap in groups:
+            route = routes.get(snap.route_id)
+            if route is None or route.receiver != snap.receiver or not snap.alerts:
+                continue
+            self._groups[snap.key] = _Group(
+                key=snap.key, route=route, labels=dict(snap.labels), opened_at=snap.opened_at,
+                next_look=snap.next_look, alerts={a.alert_id: a for a in snap.alerts}, notified=snap.notified,
+                last_sent_at=snap.last_sent_at, sent_firing=frozenset(snap.sent_firing),
+                told_firing=set(snap.told_firing), seq=snap.seq)
+            for alert in snap.alerts:
+                self._remember(alert)
+            kept.append(snap.key)
+        return kept
+
+    def _remember(self, alert: Alert) -> None:
+        """Latest state per fingerprint: a firing alert wins over a resolved one, then newer."""
+        known = self._alerts.get(alert.fingerprint)
+        rank = (alert.status is AlertStatus.firing, alert.starts_at)
+        if known is None or rank > (known.status is AlertStatus.firing, known.starts_at):
+            self._alerts[alert.fingerprint] = alert
+        self._history[alert.alert_id] = alert
+
+
+def _snapshot(group: _Group) -> GroupSnapshot:
+    return GroupSnapshot(
+        key=group.key, route_id=group.route.route_id, receiver=group.route.receiver, labels=dict(group.labels),
+        opened_at=group.opened_at, next_look=group.next_look, alerts=list(group.alerts.values()),
+        notified=group.notified, last_sent_at=group.last_sent_at, sent_firing=sorted(group.sent_firing),
+        told_firing=sorted(group.told_firing), seq=group.seq)
 
 
 def _idempotency_key(receiver: str, group_key: str, opened_at: datetime, seq: int) -> str:

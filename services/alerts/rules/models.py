@@ -5,7 +5,8 @@ A rules file (YAML) has four top-level keys::
     version: 1
     defaults:  {scopes: [[touchpoint, unit, segment], [touchpoint, unit]], severity: warning}
     rules:     [ ...one entry per alert rule (kind: aggregate_drop | theme_surge | churn_risk)... ]
-    routing:   {receivers: [...], default: {...}, routes: [...], inhibit: [...], digests: [...]}
+    routing:   {receivers: [...], default: {...}, routes: [...], inhibit: [...], digests: [...],
+                escalation: [...]}
 
 See ``default_rules.yaml`` next to this module for a complete, commented example. Every model
 forbids unknown keys, so a typo is an error with its line number rather than a silent default.
@@ -277,6 +278,14 @@ class Digest(_Strict):
         return value
 
 
+class Escalation(_Strict):
+    """Where the SLA breach of a case is notified: the first entry whose ``match`` holds for
+    the case's alert labels names the receiver (one notification per breach)."""
+
+    match: Matchers = Field(default_factory=dict)
+    receiver: str = Field(min_length=1)
+
+
 class Routing(_Strict):
     receivers: list[str] = Field(
         min_length=1, description="Receiver names; connection details are in the service settings."
@@ -285,6 +294,10 @@ class Routing(_Strict):
     routes: list[Route] = Field(default_factory=list)
     inhibit: list[InhibitRule] = Field(default_factory=list)
     digests: list[Digest] = Field(default_factory=list)
+    escalation: list[Escalation] = Field(
+        default_factory=list, description="SLA breaches of cases: first match names the receiver; "
+        "a breach no entry matches is recorded on the case only."
+    )
 
 
 class Defaults(_Strict):
@@ -436,6 +449,10 @@ def semantic_errors(ruleset: RuleSet) -> list[tuple[Loc, str]]:
         if digest.name in digest_names:
             errors.append(((*loc, "name"), f"duplicate digest name {digest.name!r}"))
         digest_names.add(digest.name)
+    for i, esc in enumerate(routing.escalation):
+        loc = ("routing", "escalation", i)
+        receiver_error((*loc, "receiver"), esc.receiver)
+        errors += _matcher_errors((*loc, "match"), esc.match)
     return errors
 
 

@@ -1,0 +1,116 @@
+"""What the alerts service keeps on its state topic, as pydantic records.
+
+The state topic is compacted and keyed: the latest record of a key is the state, a tombstone
+(value null) removes it. Keys:
+
+* ``delivery/<delivery_id>``: a pending or parked delivery of the outbox (tombstone once
+  delivered), with its notification and the worker that owns it;
+* ``silence/<silence_id>``: a silence (tombstone when deleted or expired), shared by all workers;
+* ``group/<worker_id>/<group_key>``: a notification group of that worker's Notifier (what its
+  receiver was told: firing alerts, sequence, last send), tombstone when the group ends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from schemas.alert import Alert, AlertStatus
+from schemas.cases import Silence
+from services.alerts.delivery.outbox import Delivery
+from services.alerts.notify import Notification
+from services.alerts.notify.snapshot import GroupSnapshot
+
+
+class NotificationRecord(BaseModel):
+    receiver: str
+    group_key: str
+    status: AlertStatus
+    alerts: list[Alert]
+    idempotency_key: str
+    group_labels: dict[str, str] = Field(default_factory=dict)
+    digest: bool = False
+    sequence: int = 0
+    repeat: bool = False
+    escalation: dict[str, str] | None = None
+
+    @classmethod
+    def of(cls, n: Notification) -> NotificationRecord:
+        return cls(receiver=n.receiver, group_key=n.group_key, status=n.status, alerts=list(n.alerts),
+                   idempotency_key=n.idempotency_key, group_labels=dict(n.group_labels), digest=n.digest,
+                   sequence=n.sequence, repeat=n.repeat,
+                   escalation=dict(n.escalation) if n.escalation else None)
+
+    def notification(self) -> Notification:
+        return Notification(receiver=self.receiver, group_key=self.group_key, status=self.status,
+                            alerts=tuple(self.alerts), idempotency_key=self.idempotency_key,
+                            group_labels=self.group_labels, digest=self.digest, sequence=self.sequence,
+                            repeat=self.repeat, escalation=self.escalation)
+
+
+class DeliveryRecord(BaseModel):
+    kind: Literal["delivery"] = "delivery"
+    worker_id: str
+    delivery_id: str
+    receiver: str
+    channel: str
+    state: str
+    attempts: int
+    replays: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime | None
+    accepted_at: datetime | None
+    history: list[dict[str, Any]]
+    notification: NotificationRecord
+
+    @classmethod
+    def of(cls, d: Delivery, worker_id: str) -> DeliveryRecord:
+        return cls(worker_id=worker_id, delivery_id=d.delivery_id, receiver=d.receiver, channel=d.channel,
+                   state=d.state, attempts=d.attempts, replays=d.replays, last_error=d.last_error,
+                   created_at=d.created_at, updated_at=d.updated_at, accepted_at=d.accepted_at,
+                   history=d.history[-20:], notification=NotificationRecord.of(d.notification))
+
+    def delivery(self) -> Delivery:
+        return Delivery(self.delivery_id, self.receiver, self.channel, self.notification.notification(),
+                        self.created_at, self.accepted_at, state=self.state, attempts=self.attempts,
+                        replays=self.replays, last_error=self.last_error, updated_at=self.updated_at,
+                        history=list(self.history))
+
+
+class SilenceRecord(BaseModel):
+    kind: Literal["silence"] = "silence"
+    silence: Silence
+
+
+class GroupRecord(BaseModel):
+    kind: Literal["group"] = "group"
+    worker_id: str
+    group: GroupSnapshot
+
+
+StateRecord = Annotated[DeliveryRecord | SilenceRecord | GroupRecord, Field(discriminator="kind")]
+_RECORD: TypeAdapter[StateRecord] = TypeAdapter(StateRecord)
+
+
+def delivery_key(delivery_id: str) -> str:
+    return f"delivery/{delivery_id}"
+
+
+def silence_key(silence_id: str) -> str:
+    return f"silence/{silence_id}"
+
+
+def group_key(worker_id: str, key: str) -> str:
+    return f"group/{worker_id}/{key}"
+
+
+def encode(record: BaseModel | None) -> bytes | None:
+    return None if record is None else record.model_dump_json().encode()
+
+
+def decode(value: bytes | None) -> StateRecord | None:
+    """A record, or None for a tombstone (raises ValidationError when unreadable)."""
+    return None if value is None else _RECORD.validate_json(value)
