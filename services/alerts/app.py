@@ -21,12 +21,14 @@ from services.alerts.delivery.email import EmailChannel
 from services.alerts.delivery.outbox import Outbox
 from services.alerts.delivery.slack import SlackChannel
 from services.alerts.delivery.webhook import WebhookChannel
+from services.alerts.handover import Handover
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.repartition import InternalTopics, Repartitioner
 from services.alerts.service import AlertsRuntime
 from services.alerts.settings import AlertsSettings
 from services.alerts.state.durable import apply_remote
 from services.alerts.state.log import StateLog, StateTopicReader, latest
+from services.alerts.state.records import StateRecord
 from services.common.clickhouse import connect
 from services.common.faust_kafka import base_config, new_app
 from services.common.kafka import ensure_topics, partition_count
@@ -187,6 +189,30 @@ def ensure_internal_topics(settings: AlertsSettings) -> InternalTopics:
     return topics
 
 
+async def replay_state(settings: AlertsSettings) -> list[StateRecord]:
+    """The state topic as of now (latest record per key): what a new notifier takes over."""
+    reader = StateTopicReader(settings.kafka, settings.state_topic_name())
+    try:
+        await reader.start(settings.rebuild_timeout_s)
+        return latest(await reader.replay(settings.rebuild_timeout_s))
+    finally:
+        await reader.stop()
+
+
+def follow_assignment(app: faust.App, handover: Handover) -> None:
+    """Faust's rebalance signals -> the handover of the notifier and of detector state."""
+
+    # Faust calls receivers as (sender, the set of TPs, signal=...)
+    async def revoked(_app: Any, *args: Any, **_kwargs: Any) -> None:
+        await handover.on_revoked(set(args[0]))
+
+    async def assigned(_app: Any, *args: Any, **_kwargs: Any) -> None:
+        await handover.on_assigned(set(args[0]))
+
+    app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types it oddly
+    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
+
+
 def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = None) -> faust.App:
     registry = registry or CollectorRegistry()
     metrics = AlertsMetrics(registry)
@@ -202,12 +228,16 @@ def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = Non
     history = (HistoryWriter(lambda: connect(settings.clickhouse), settings.clickhouse.database)
                if settings.clickhouse_history else None)
     state_topic = app.topic(settings.state_topic_name(), key_serializer="raw", value_serializer="raw")
-    runtime = AlertsRuntime(settings, evaluator=evaluator, notifier=notifier, outbox=outbox, metrics=metrics,
-                            publish_alert=alerts_topic.send, publish_case=cases_topic.send, history=history,
-                            watcher=watcher, state_log=StateLog(state_topic.send))
     topics = ensure_internal_topics(settings)
     notify_topic = app.topic(topics.notify, key_serializer="raw", value_serializer="raw")
-    runtime.publish_notify = notify_topic.send
+    runtime = AlertsRuntime(settings, evaluator=evaluator, notifier=notifier, outbox=outbox, metrics=metrics,
+                            publish_alert=alerts_topic.send, publish_case=cases_topic.send, history=history,
+                            watcher=watcher, state_log=StateLog(state_topic.send),
+                            publish_notify=notify_topic.send)
+    follow_assignment(app, Handover(runtime, topics, {
+        "scope": partition_count(settings.kafka, topics.by_scope) or 1,
+        "customer": partition_count(settings.kafka, topics.by_customer) or 1,
+    }, lambda: replay_state(settings)))
     forward = Repartitioner(evaluator.scope_levels, {
         "scope": app.topic(topics.by_scope, key_serializer="raw", value_serializer="raw").send,
         "customer": app.topic(topics.by_customer, key_serializer="raw", value_serializer="raw").send,

@@ -878,6 +878,40 @@ class AlertEvaluator:
         sscope.alerts[theme] = alert
         return True
 
+    def evict(self, keep_scope: Callable[[tuple[str, ...], tuple[str, ...]], bool],
+              keep_customer: Callable[[str], bool]) -> int:
+        """Forget the scopes (level names, label values) and customers this evaluator no longer
+        sees the events of (a rebalance gave their partitions to another worker): detector
+        state, buffered observations and firing alerts, emitting nothing. The new owner takes
+        the firing alerts over from the cases (restore_firing); were they kept here, a later
+        rebalance back would bring stale state that alerts the same condition again."""
+        dropped = 0
+        runtimes: list[_DropRuntime | _SurgeRuntime] = [*self._drop, *self._surge]
+        for rt in runtimes:
+            for names, key in [k for k in rt.scopes if not keep_scope(*k)]:
+                self._forget_scope(rt, rt.scopes[(names, key)])
+                rt.remove(names, key)
+                dropped += 1
+        for rt3 in self._churn:
+            for cid in [c for c in rt3.customers if not keep_customer(c)]:
+                cust = rt3.customers.pop(cid)
+                rt3.alerting.pop(cid, None)
+                if cust.alert is not None:
+                    self._firing.pop(cust.alert.fingerprint, None)
+                dropped += 1
+        return dropped
+
+    def _forget_scope(self, rt: _Runtime, scope: _DropScope | _SurgeScope) -> None:
+        if isinstance(scope, _DropScope):
+            alerts = [scope.alert] if scope.alert is not None else []
+            self._dirty_drop.pop(id(scope), None)
+            rt.alerting.pop(id(scope), None)  # type: ignore[attr-defined]
+        else:
+            alerts = list(scope.alerts.values())
+            self._dirty_surge.pop(id(scope), None)
+        for alert in alerts:
+            self._firing.pop(alert.fingerprint, None)
+
     def stats(self) -> dict[str, int]:
         """Sizes of the kept state (for metrics and tests)."""
         return {

@@ -23,7 +23,8 @@ class AlertsMetrics:
                                 "by rule and severity", ["rule", "severity"], registry=registry)
         self.firing = Gauge("ksp_alerts_firing", "Alerts currently firing", registry=registry)
         self.notifications = Counter("ksp_alerts_notifications_total", "Notifications handed to the "
-                                     "outbox, by receiver and status", ["receiver", "status"], registry=registry)
+                                     "outbox, by receiver and status (firing, resolved, or escalation "
+                                     "for an SLA breach)", ["receiver", "status"], registry=registry)
         self.deliveries = Counter("ksp_alerts_deliveries_total", "Delivery attempts by channel and "
                                   "outcome (delivered, failed, parked)", ["channel", "outcome"], registry=registry)
         self.parked = Gauge("ksp_alerts_deliveries_parked", "Deliveries parked (kept, replayable)",

@@ -61,8 +61,12 @@ def scope_key(level: tuple[str, ...], scored: ScoredEvent) -> bytes:
     worker knows which level a record is for and equal values of two levels do not collide)."""
     ev = scored.event
     vals = (ev.touchpoint.value, ev.unit, ev.segment, ev.source)
-    return json.dumps([",".join(level), *(vals[_LABEL_INDEX[n]] for n in level)],
-                      separators=(",", ":"), ensure_ascii=False).encode()
+    return level_key(level, [vals[_LABEL_INDEX[n]] for n in level])
+
+
+def level_key(level: tuple[str, ...], values: Sequence[str]) -> bytes:
+    """The partition key of the scope with these label values at ``level``."""
+    return json.dumps([",".join(level), *values], separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def level_of(key: bytes) -> tuple[str, ...]:

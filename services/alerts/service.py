@@ -4,6 +4,7 @@
                                                               ├─> Notifier.receive
                                                               └─> case events (open / condition cleared)
     tick ─> on_tick, RulesWatcher.poll (hot reload), Notifier.due ─> Outbox (never awaited), SLA check
+            (due notifications and SLA escalation on the notifier only, see handover.py)
     API  ─> lifecycle commands, silences, parked deliveries
 
 Every case event is applied in memory, published to the cases topic (the source of truth the
@@ -101,6 +102,15 @@ class AlertsRuntime:
         # Set with several workers: alerts go through the one-partition notify topic to the
         # one worker that groups and inhibits them all (repartition.py); unset: notified here.
         self.publish_notify = publish_notify
+        # Whether this worker notifies (groups, deliveries, digests, escalations): always without
+        # a notify topic, else while it owns the notify partition (handover.py switches it).
+        self.notifying = publish_notify is None
+        self.notify_ready = asyncio.Event()  # set once the notifier's state is loaded here
+        if self.notifying:
+            self.notify_ready.set()
+        # Which firing alerts' conditions this worker detects (handover.py: those whose scope
+        # or customer is on its partitions); without repartitioning every one.
+        self.detects: Callable[[Alert], bool] = lambda _alert: True
         self.evaluator = evaluator
         self.notifier = notifier
         self.outbox = outbox
@@ -174,6 +184,7 @@ class AlertsRuntime:
     async def handle_notify(self, values: Sequence[bytes]) -> None:
         """One batch from the notify topic (this worker owns its only partition)."""
         await self.started.wait()
+        await self.notify_ready.wait()  # the groups the previous notifier left, first
         async with self._lock:
             now = self.clock()
             for value in values:
@@ -212,9 +223,10 @@ class AlertsRuntime:
             if alerts:
                 await self._on_alerts(alerts, now)
             self._dispatch(now)
-            for event in self.cases.overdue(now, self.settings.worker_id):
-                self._escalate(event)
-                await self._record(event)
+            if self.notifying:  # one worker escalates: the notifier
+                for event in self.cases.overdue(now):
+                    self._escalate(event)
+                    await self._record(event)
             self.metrics.firing.set(len(self.evaluator.firing()))
             self.metrics.pending.set(len(self.outbox.pending()))
             for state, n in self.cases.counts().items():
@@ -337,6 +349,8 @@ class AlertsRuntime:
         return case
 
     def _dispatch(self, now: datetime) -> None:
+        if not self.notifying:
+            return
         for notification in self.notifier.due(now):
             accepted = [self.accepted_at[a.alert_id] for a in notification.alerts if a.alert_id in self.accepted_at]
             status = getattr(notification.status, "value", notification.status)

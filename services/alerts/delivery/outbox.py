@@ -137,6 +137,28 @@ class Outbox:
                 resumed += 1
         return resumed
 
+    # -- handover (another worker may become the notifier, see handover.py) -------------
+    async def pause(self) -> None:
+        """Stop delivering, keep every delivery as it is: pending ones are on the state topic
+        as pending, so whoever notifies next resumes them (same idempotency key)."""
+        await self.close()
+
+    def resume(self) -> int:
+        """Deliver the pending deliveries again after a `pause` (this worker still notifies)."""
+        pending = self.pending()
+        for delivery in pending:
+            delivery.attempts = 0
+            self._start(delivery)
+        return len(pending)
+
+    def release(self) -> int:
+        """Forget every delivery after a `pause`: another worker took them over from the
+        state topic. Nothing is persisted (the records stay theirs to change)."""
+        released = len(self.deliveries)
+        self.deliveries.clear()
+        self._delivered_order.clear()
+        return released
+
     # -- state ---------------------------------------------------------------------------
     def parked(self) -> list[Delivery]:
         return sorted((d for d in self.deliveries.values() if d.state == PARKED), key=lambda d: d.created_at)

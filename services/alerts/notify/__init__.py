@@ -445,6 +445,16 @@ class Notifier:
             kept.append(snap.key)
         return kept
 
+    def release(self) -> None:
+        """Forget every group and alert, without reporting the groups as ended: another worker
+        notifies now and took them over from the state topic. Silences stay (every worker
+        keeps them for its API and cases)."""
+        self._groups.clear()
+        self._alerts.clear()
+        self._history.clear()
+        self._digest_next.clear()
+        self._changed.clear()
+
     def _remember(self, alert: Alert) -> None:
         """Latest state per fingerprint: a firing alert wins over a resolved one, then newer."""
         known = self._alerts.get(alert.fingerprint)

@@ -4,20 +4,21 @@ the state replayed from it is handed back to the outbox, the Notifier and the ev
 
 Restored at start (see docs/reliability.md, "Alerts state across restarts"):
 
-* deliveries of this worker: parked ones are listed and replayable again, pending ones resume
-  with the same idempotency key (delivered ones are tombstoned and never re-sent);
 * silences (every worker's): active and scheduled ones, not the expired or deleted; after the
   start the topic is followed, so a silence created on another worker applies here too;
-* this worker's notification groups: what each receiver was told (firing alerts, sequence,
-  last send), so a resolution is notified once and a firing alert is not notified again as
-  new (a repeat follows `repeat_interval` from the last send before the restart);
-* the evaluator's firing alerts, from the cases this worker opened whose condition has not
-  cleared (the cases topic already holds them), so they resolve when the condition clears.
+* the evaluator's firing alerts whose condition has not cleared (the cases topic holds them),
+  of the scopes and customers this worker detects, so they resolve when the condition clears;
+* the notifier's part, by the worker that notifies (the owner of the notify partition, see
+  handover.py; it loads it when the partition is assigned to it): notification groups (what
+  each receiver was told: firing alerts, sequence, last send), so a resolution is notified
+  once and a firing alert is not notified again as new; and the deliveries: parked ones are
+  listed and replayable, pending ones resume with the same idempotency key (delivered ones
+  are tombstoned and never re-sent).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,7 +63,7 @@ class StateWriter:
             return
         for key, snapshot in groups.items():
             record = None if snapshot is None else GroupRecord(worker_id=self.worker_id, group=snapshot)
-            self.log.put(group_key(self.worker_id, key), record)
+            self.log.put(group_key(key), record)
         for silence_id in expired:
             self.log.put(silence_key(silence_id), None)
 
@@ -79,33 +80,49 @@ class Restored:
     resumed: int
 
 
-def firing_alerts(cases: CaseStore, worker_id: str) -> list[Alert]:
-    """Alerts this worker raised whose condition had not cleared: the cases remember them."""
+@dataclass(frozen=True)
+class TakenOver:
+    groups: int
+    parked: int
+    resumed: int
+
+
+def firing_alerts(cases: CaseStore, keep: Callable[[Alert], bool]) -> list[Alert]:
+    """Alerts whose condition had not cleared (the cases remember them) that `keep` says this
+    worker detects (their scope or customer is on its partitions, or it raised them)."""
     return [c.alert for c in cases.cases.values()
-            if not c.condition_cleared and c.alert.status is AlertStatus.firing and cases.owned(c, worker_id)]
+            if not c.condition_cleared and c.alert.status is AlertStatus.firing and keep(c.alert)]
+
+
+def take_over(runtime: Any, records: Iterable[StateRecord]) -> TakenOver:
+    """The notifier's part of the state (groups, pending and parked deliveries), whoever wrote
+    it: called when this worker becomes the notifier (at start alone, or on assignment of the
+    notify partition). Needs a running loop (pending deliveries resume)."""
+    records = list(records)
+    groups = runtime.notifier.restore([r.group for r in records if isinstance(r, GroupRecord)])
+    deliveries = [r.delivery() for r in records if isinstance(r, DeliveryRecord)]
+    resumed = runtime.outbox.restore(deliveries)
+    return TakenOver(groups=len(groups), parked=len(deliveries) - resumed, resumed=resumed)
 
 
 def restore(runtime: Any, records: Iterable[StateRecord], now: datetime) -> Restored:
     """Hand the replayed state back to the runtime's parts (call with the loop running, after
-    the cases are rebuilt and before the agent handles events)."""
-    worker = runtime.settings.worker_id
+    the cases are rebuilt and before the agent handles events): silences always, firing alerts
+    of what this worker detects, the notifier's part only if it notifies already."""
     records = list(records)
     silences = [r.silence for r in records if isinstance(r, SilenceRecord) and r.silence.ends_at > now]
     for silence in silences:
         runtime.notifier.add_silence(silence)
-    groups = runtime.notifier.restore([r.group for r in records
-                                       if isinstance(r, GroupRecord) and r.worker_id == worker])
-    firing = runtime.evaluator.restore_firing(firing_alerts(runtime.cases, worker), now)
-    deliveries = [r.delivery() for r in records if isinstance(r, DeliveryRecord) and r.worker_id == worker]
-    resumed = runtime.outbox.restore(deliveries)
-    return Restored(silences=len(silences), groups=len(groups), firing=firing,
-                    parked=len(deliveries) - resumed, resumed=resumed)
+    firing = runtime.evaluator.restore_firing(firing_alerts(runtime.cases, runtime.detects), now)
+    taken = take_over(runtime, records) if runtime.notifying else TakenOver(0, 0, 0)
+    return Restored(silences=len(silences), groups=taken.groups, firing=firing,
+                    parked=taken.parked, resumed=taken.resumed)
 
 
 def apply_remote(runtime: Any, key: str, record: StateRecord | None, now: datetime) -> None:
     """A state record read while following the topic: silences any worker creates or deletes
     (this worker's own come back too; applying them again changes nothing). Deliveries and
-    groups belong to their worker and are only read at start."""
+    groups are the notifier's: read when a worker becomes the notifier (`take_over`)."""
     if not key.startswith("silence/"):
         return
     if record is None:

@@ -4,10 +4,14 @@ The state topic is compacted and keyed: the latest record of a key is the state,
 (value null) removes it. Keys:
 
 * ``delivery/<delivery_id>``: a pending or parked delivery of the outbox (tombstone once
-  delivered), with its notification and the worker that owns it;
+  delivered), with its notification and the worker that wrote it last;
 * ``silence/<silence_id>``: a silence (tombstone when deleted or expired), shared by all workers;
-* ``group/<worker_id>/<group_key>``: a notification group of that worker's Notifier (what its
-  receiver was told: firing alerts, sequence, last send), tombstone when the group ends.
+* ``group/<group_key>``: a notification group (what its receiver was told: firing alerts,
+  sequence, last send), tombstone when the group ends.
+
+Deliveries and groups belong to no worker: they are the notifier's, and the notifier is
+whichever worker owns the notify topic's one partition (handover.py); a worker that takes the
+partition over loads them all.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ class SilenceRecord(BaseModel):
 
 class GroupRecord(BaseModel):
     kind: Literal["group"] = "group"
-    worker_id: str
+    worker_id: str = Field(description="The worker that wrote it (for operators; not an owner).")
     group: GroupSnapshot
 
 
@@ -103,8 +107,8 @@ def silence_key(silence_id: str) -> str:
     return f"silence/{silence_id}"
 
 
-def group_key(worker_id: str, key: str) -> str:
-    return f"group/{worker_id}/{key}"
+def group_key(key: str) -> str:
+    return f"group/{key}"
 
 
 def encode(record: BaseModel | None) -> bytes | None:

@@ -1,0 +1,161 @@
+"""What moves between alerts workers on a rebalance: the notifier, and detector state.
+
+* **The notifier** is the worker that owns the notify topic's one partition. Only it groups,
+  notifies (due groups, digests, deliveries pending or parked) and escalates SLA breaches.
+  When the partition is assigned to a worker that did not have it, the worker replays the
+  state topic (groups and deliveries, whoever wrote them) before it handles a notify record;
+  a worker that lost it forgets them and stops sending. Faust's eager rebalance revokes every
+  partition first: the notifier then pauses (deliveries stop, state records flushed, so the
+  next notifier reads them) and resumes if the partition comes back to it.
+* **Detector state** lives with the by-scope/by-customer partition of its key. A worker
+  forgets the scopes and customers of partitions it lost (evaluator.evict) and takes over the
+  firing alerts of the partitions it gained from the cases (evaluator.restore_firing), so the
+  condition resolves once and is not alerted again. Baselines are relearned by the new owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+from faust.types import TP
+
+from schemas.alert import Alert, AlertKind
+from services.alerts.repartition import InternalTopics, level_key
+from services.alerts.rules.models import SCOPE_LABELS
+from services.alerts.state.durable import firing_alerts, take_over
+from services.alerts.state.records import StateRecord
+
+log = logging.getLogger("ksp.alerts.handover")
+
+#: How long a revocation waits for queued state records (it holds up the group's rebalance).
+REVOKE_FLUSH_S = 3.0
+
+Load = Callable[[], Awaitable[list[StateRecord]]]
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition the producer's default partitioner (Kafka's murmur2) picks for `key`."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def alert_route(alert: Alert, levels: Iterable[tuple[str, ...]]) -> tuple[str, bytes] | None:
+    """(``scope`` | ``customer``, repartition key) of the state that raised `alert`."""
+    labels = alert.labels
+    if alert.kind is AlertKind.churn_risk:
+        cid = labels.get("customer_id")
+        return ("customer", cid.encode()) if cid else None
+    present = {k for k in SCOPE_LABELS if k in labels}
+    names = next((n for n in levels if set(n) == present), None)
+    return None if names is None else ("scope", level_key(names, [labels[n] for n in names]))
+
+
+class Handover:
+    """Follows the group's assignment (Faust's rebalance signals) for one runtime."""
+
+    def __init__(self, runtime: Any, topics: InternalTopics, partitions: dict[str, int], load: Load) -> None:
+        self.runtime = runtime
+        self.notify_tp = TP(topics.notify, 0)
+        self.topic_of = {"scope": topics.by_scope, "customer": topics.by_customer}
+        self.partitions = partitions  # route -> partition count of its topic
+        self.load = load
+        self.owned: dict[str, set[int]] = {"scope": set(), "customer": set()}
+        self.notifier = False  # the notify partition is in this worker's latest assignment
+        self._loading: asyncio.Task[None] | None = None
+        runtime.detects = self.detects
+
+    # -- which keys are here ------------------------------------------------------------
+    def holds(self, route: str, key: bytes) -> bool:
+        return partition_of(key, self.partitions[route]) in self.owned[route]
+
+    def detects(self, alert: Alert) -> bool:
+        route = alert_route(alert, self.runtime.evaluator.scope_levels())
+        return route is not None and self.holds(*route)
+
+    # -- Faust signals ------------------------------------------------------------------
+    async def on_revoked(self, revoked: set[TP]) -> None:
+        if self.notify_tp in revoked and self.runtime.notifying:
+            await self._pause()
+
+    async def on_assigned(self, assigned: set[TP]) -> None:
+        await self._move_detectors(assigned)
+        if self.notify_tp in assigned:
+            if self.notifier and not self.runtime.notifying and self._loading is None:
+                self._resume()
+            elif not self.notifier:
+                self.notifier = True
+                self._loading = asyncio.get_running_loop().create_task(self._take_over(), name="notify-takeover")
+        elif self.notifier:
+            self.notifier = False
+            await self._release()
+
+    # -- notifier -----------------------------------------------------------------------
+    async def _pause(self) -> None:
+        rt = self.runtime
+        async with rt._lock:  # not in the middle of a tick's dispatch or escalation
+            rt.notifying = False
+            rt.notify_ready.clear()
+            await rt.outbox.pause()
+        await rt.state.flush(REVOKE_FLUSH_S)
+
+    def _resume(self) -> None:
+        rt = self.runtime
+        rt.notifying = True
+        rt.notify_ready.set()
+        log.info("still the notifier; %d pending deliveries resumed", rt.outbox.resume())
+
+    async def _release(self) -> None:
+        rt = self.runtime
+        if self._loading is not None:
+            self._loading.cancel()
+            self._loading = None
+        async with rt._lock:
+            rt.notifying = False
+            rt.notify_ready.clear()
+            await rt.outbox.pause()
+            rt.notifier.release()
+            log.info("notify partition moved to another worker: %d deliveries released", rt.outbox.release())
+
+    async def _take_over(self) -> None:
+        rt = self.runtime
+        await rt.started.wait()
+        try:
+            records = await self.load()
+        except Exception:
+            log.exception("the state topic could not be read: notifying without the previous groups")
+            records = []
+        async with rt._lock:
+            taken = take_over(rt, records)
+            rt.metrics.parked.set(len(rt.outbox.parked()))
+            rt.notifying = True
+            rt.notify_ready.set()
+        self._loading = None
+        log.info("this worker notifies now: %s", taken)
+
+    # -- detectors ----------------------------------------------------------------------
+    async def _move_detectors(self, assigned: set[TP]) -> None:
+        now = {route: {tp.partition for tp in assigned if tp.topic == topic}
+               for route, topic in self.topic_of.items()}
+        gained = {route: now[route] - self.owned[route] for route in now}
+        lost = any(self.owned[route] - now[route] for route in now)
+        self.owned = now
+        rt = self.runtime
+        if not rt.started.is_set():
+            return  # the start-up restore takes the firing alerts of what is owned then
+        async with rt._lock:
+            if lost:
+                evicted = rt.evaluator.evict(
+                    lambda names, key: self.holds("scope", level_key(names, key)),
+                    lambda cid: self.holds("customer", cid.encode()))
+                log.info("rebalance: state of %d scopes/customers left with their partitions", evicted)
+            if any(gained.values()):
+                alerts = firing_alerts(rt.cases, lambda a: self._gained(a, gained))
+                taken = rt.evaluator.restore_firing(alerts, rt.clock())
+                log.info("rebalance: %d firing alerts taken over with their partitions", taken)
+
+    def _gained(self, alert: Alert, gained: dict[str, set[int]]) -> bool:
+        route = alert_route(alert, self.runtime.evaluator.scope_levels())
+        return route is not None and partition_of(route[1], self.partitions[route[0]]) in gained[route[0]]

@@ -1,0 +1,158 @@
+"""The notifier handed over between two alerts workers (real processes, embedded broker, real
+HTTP receivers): the worker that owns the notify partition notifies a churn risk and parks a
+delivery its receiver refused, then stops. The other worker takes the notify partition over
+with the groups and deliveries from the state topic: it lists the parked delivery and replays
+it with the same idempotency key, and when the customer's condition clears it sends exactly
+one "resolved" for the alert the first worker notified, and no second "firing".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from kafka import KafkaProducer
+
+from deploy.embedded.process import ManagedProcess, free_port
+from schemas.scored import ScoredEvent
+from schemas.topics import Topics
+from services.common.kafka import ensure_topics, security_config
+from services.common.settings import KafkaSettings
+from tests.alerts.test_delivery import Receiver
+from tests.alerts.test_flows import scored
+from tests.e2e.conftest import KSP, wait_until
+
+pytestmark = pytest.mark.slow
+
+RULES = """
+version: 1
+rules:
+  - name: churn
+    kind: churn_risk
+    severity: critical
+    signals: [intent]
+    resolve: {quiet_for: 14d, on_promoter: true}
+routing:
+  receivers: [webhook-ops, webhook-park]
+  default: {receiver: webhook-ops, group_by: [customer_id], group_wait: 1s, group_interval: 2s}
+  routes:
+    - {match: {unit: park-unit}, receiver: webhook-park}
+"""
+
+
+@dataclass
+class Deployment:
+    run: str
+    topics: Topics
+    kafka: KafkaSettings
+    ops: Receiver
+    park: Receiver
+    processes: dict[str, ManagedProcess]
+    urls: dict[str, str]
+
+    def produce(self, *events: ScoredEvent) -> None:
+        producer = KafkaProducer(**security_config(self.kafka), acks="all")
+        try:
+            for s in events:
+                producer.send(self.topics.scored, key=s.event_id.encode(), value=s.model_dump_json().encode())
+            producer.flush(timeout=30)
+        finally:
+            producer.close(timeout=5)
+
+    def parked(self, name: str) -> list[dict[str, Any]]:
+        try:
+            response = httpx.get(f"{self.urls[name]}/v1/deliveries/parked", timeout=2)
+        except httpx.HTTPError:
+            return []
+        return list(response.json()["deliveries"]) if response.status_code == 200 else []
+
+
+def _partitions(url: str) -> int:
+    try:
+        response = httpx.get(f"{url}/readyz", timeout=1)
+    except httpx.HTTPError:
+        return 0
+    return int(response.json()["partitions"]) if response.status_code == 200 else 0
+
+
+@pytest.fixture
+def deployment(kafka, clickhouse, tmp_path) -> Iterator[Deployment]:  # type: ignore[no-untyped-def]
+    run = uuid.uuid4().hex[:8]
+    (tmp_path / "rules.yaml").write_text(RULES)
+    topics = Topics(**{name: f"handover.{run}.{name}" for name in Topics.model_fields})
+    kafka_settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers)
+    ensure_topics(kafka_settings, [*topics.all(), f"handover.{run}.cases"])
+    ops, park = Receiver().start(), Receiver(fail_first=10**6, fail_status=400).start()
+    ports = {f"alerts-{n}": free_port() for n in (1, 2)}
+    env = {
+        **os.environ, "KSP_PROFILE": "dev", "KSP_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KSP_CLICKHOUSE__URL": clickhouse.url, "KSP_LOG__JSON_FORMAT": "false", "KSP_CLICKHOUSE_HISTORY": "false",
+        **{f"KSP_TOPICS__{name.upper()}": topic for name, topic in topics.model_dump().items()},
+        "KSP_CONSUMER_GROUP": f"handover-alerts-{run}", "KSP_CASES_TOPIC": f"handover.{run}.cases",
+        "KSP_RULES_PATH": str(tmp_path / "rules.yaml"), "KSP_TICK_INTERVAL_S": "0.2",
+        "KSP_RECEIVERS": json.dumps({"webhook-ops": {"type": "webhook", "url": f"{ops.url}/hook"},
+                                     "webhook-park": {"type": "webhook", "url": f"{park.url}/hook"}}),
+    }
+    processes = {name: ManagedProcess(f"{name}-{run}", [*KSP, "alerts"], env={
+        **env, "KSP_WORKER_ID": f"{name}-handover", "KSP_API_PORT": str(port)},
+        log_path=tmp_path / f"{name}.log") for name, port in ports.items()}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    try:
+        for process in processes.values():
+            process.start()
+        wait_until(lambda: all(_partitions(url) > 0 for url in urls.values()), 60,
+                   "both alerts workers to own partitions", processes)
+        yield Deployment(run, topics, kafka_settings, ops, park, processes, urls)
+    finally:
+        for process in processes.values():
+            process.stop(grace=15)
+        ops.stop()
+        park.stop()
+
+
+def test_the_next_notifier_resolves_what_the_stopped_one_notified_and_replays_its_parked_delivery(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    customer, parked_customer = f"{d.run}-stays", f"{d.run}-parked"
+    d.produce(scored(f"{d.run}-1", at, customer=customer, unit="u1", nps=1, churn_intent=True),
+              scored(f"{d.run}-2", at, customer=parked_customer, unit="park-unit", nps=1, churn_intent=True))
+
+    def for_customer(receiver: Receiver, cid: str) -> list[dict[str, Any]]:
+        return [r["json"] for r in receiver.requests
+                if any(a["labels"].get("customer_id") == cid for a in r["json"]["alerts"])]
+
+    [firing] = wait_until(lambda: for_customer(d.ops, customer), 60, "the firing notification", d.processes)
+    owner = wait_until(lambda: next((n for n in d.urls if d.parked(n)), None), 60,
+                       "the parked delivery on the notifier", d.processes)
+    [parked] = d.parked(owner)
+    other = next(n for n in d.urls if n != owner)
+    assert d.parked(other) == []  # only the notifier has deliveries
+
+    d.processes[owner].stop(grace=15)
+    listed = wait_until(lambda: d.parked(other), 60, "the parked delivery on the next notifier", d.processes)
+    assert [(p["delivery_id"], p["idempotency_key"]) for p in listed] == [
+        (parked["delivery_id"], parked["idempotency_key"])]
+    d.park.fail_first = 0
+    replay = httpx.post(f"{d.urls[other]}/v1/deliveries/parked/{parked['delivery_id']}/replay", timeout=5)
+    assert replay.status_code == 202
+    wait_until(lambda: len(d.park.requests) == 2, 30, "the replayed delivery", d.processes)
+    assert {r["headers"]["idempotency-key"] for r in d.park.requests} == {parked["idempotency_key"]}
+
+    # the condition clears (a promoter): detected and notified by the worker left
+    d.produce(scored(f"{d.run}-3", at + timedelta(minutes=1), customer=customer, unit="u1", nps=10))
+    wait_until(lambda: len(for_customer(d.ops, customer)) >= 2, 60, "the resolved notification", d.processes)
+    time.sleep(3)  # further group intervals: nothing more may come (absence check)
+    sent = for_customer(d.ops, customer)
+    assert [n["status"] for n in sent] == ["firing", "resolved"]
+    assert sent[1]["group_key"] == firing["group_key"]
+    assert sent[1]["alerts"][0]["alert_id"] == firing["alerts"][0]["alert_id"]
