@@ -25,6 +25,7 @@ class DeadLetterReason(StrEnum):
     not_json = "not_json"
     invalid_event = "invalid_event"
     scoring_failed = "scoring_failed"
+    clickhouse_refused = "clickhouse_refused"  # by the sink: ClickHouse refused the scored row for good
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from services.scoring.sink.batch import Batch
+from services.scoring.sink import writer
 from services.scoring.sink.consumer import ClickHouseSink
 from services.scoring.sink.writer import ClickHouseWriter
 
@@ -24,7 +24,7 @@ def _nothing_stored(self: ClickHouseWriter, client: object, event_ids: list[str]
     return set()
 
 
-def _fresh_token(self: Batch, topic: str) -> str:
+def _fresh_token(topic: str, rows: object) -> str:
     return f"{topic}/{uuid.uuid4()}"
 
 
@@ -35,9 +35,8 @@ async def _flush_without_commit(self: ClickHouseSink) -> None:
         if self.batch.messages == 0:
             return
         started = time.perf_counter()
-        inserted = await asyncio.to_thread(self.writer.write, self.batch.rows,
-                                           self.batch.dedup_token(self.topic), lambda: self._stopping)
-        self.metrics.observe_sink_batch(self.batch.messages, inserted, time.perf_counter() - started)
+        result = await asyncio.to_thread(self.writer.write, self.batch.rows, lambda: self._stopping)
+        self.metrics.observe_sink_batch(self.batch.messages, result.inserted, time.perf_counter() - started)
         _progress(self.batch.messages)
         self.batch.clear()
 
@@ -59,7 +58,7 @@ def _progress(messages: int) -> None:
 
 def main() -> None:
     ClickHouseWriter._stored = _nothing_stored  # type: ignore[method-assign]
-    Batch.dedup_token = _fresh_token  # type: ignore[method-assign]
+    writer.dedup_token = _fresh_token  # type: ignore[assignment]
     ClickHouseSink.flush = _flush_without_commit  # type: ignore[method-assign]
     from services.cli import app
 

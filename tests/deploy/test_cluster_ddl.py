@@ -31,7 +31,7 @@ def test_single_node_ddl_is_unchanged() -> None:
 
 def test_every_cluster_statement_is_on_cluster_and_no_plain_merge_tree_is_left() -> None:
     for sql in CLUSTER_SQL:
-        assert re.match(rf"(CREATE (TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS|DROP VIEW IF EXISTS) {DB}\.\w+ "
+        assert re.match(rf"(CREATE (TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS|DROP VIEW IF EXISTS|ALTER TABLE) {DB}\.\w+ "
                         rf"ON CLUSTER {CLUSTER}\b", sql), sql[:120]
         engine = re.search(r"ENGINE = (\w+)", sql)
         if engine:
@@ -95,7 +95,7 @@ def test_the_clickhouse_parser_accepts_the_cluster_ddl(parser, index: int) -> No
     formatted = parser.query("SELECT formatQuery({sql:String})", parameters={"sql": sql}).result_rows[0][0]
     assert f"ON CLUSTER {CLUSTER}" in formatted
     ast = parser.raw_query(f"EXPLAIN AST {sql}", fmt="TabSeparated").decode()
-    assert ast.startswith(("CreateQuery", "Create", "DropQuery")), ast[:200]
+    assert ast.startswith(("CreateQuery", "Create", "DropQuery", "AlterQuery")), ast[:200]
 
 
 def test_the_parser_check_is_not_vacuous(parser) -> None:  # type: ignore[no-untyped-def]
