@@ -3,6 +3,15 @@
 The agent folds each batch and publishes the partial aggregates: counts and sums are
 additive, so consumers (and ClickHouse's materialized views, which build the same numbers
 from the stored rows) combine partials from any number of batches and workers by addition.
+Delivery is at-least-once: a batch replayed after a crash or rebalance publishes its partials
+again. Windowed tables (Faust tumbling windows) would not be exact either without
+exactly-once transactions (which need the idempotent producer Tansu lacks), and would need a
+repartition by scope (the raw topic is keyed by event id) plus a changelog topic; the exact
+numbers are ClickHouse's, built from rows stored once per event id.
+
+Per-customer history is not kept here: raw events are keyed by event id, so a customer's
+events are spread over every scoring worker. The alerts service re-keys scored events by
+customer and keeps that history (services/alerts/detectors/churn.py).
 """
 
 from __future__ import annotations

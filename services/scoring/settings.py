@@ -19,11 +19,13 @@ class ScoringSettings(ServiceSettings):
     producer_linger_ms: int = Field(5, ge=0, description="Producer linger: batch sends this long.")
     producer_max_batch_bytes: int = Field(1_048_576, description="Producer max batch size in bytes.")
     publish_aggregates: bool = Field(
-        False,
-        description="Publish partial minute aggregates per scope to topics.aggregates. Off by "
-        "default: on the embedded Tansu broker, produce acknowledgements for this extra topic "
-        "were seen to never arrive (the agent then stalls); ClickHouse builds the same "
-        "aggregates from the stored rows.",
+        True,
+        description="Publish each agent batch's partial minute aggregates per scope to "
+        "topics.aggregates (additive; at-least-once, so a replayed batch is counted again: "
+        "exact numbers are ClickHouse's quality_minute, built from the deduplicated rows).",
+    )
+    lag_interval_s: float = Field(
+        5.0, gt=0, description="How often the consumer-lag gauge of the agent and the sink is updated."
     )
     sink_enabled: bool = Field(True, description="Run the ClickHouse sink in this worker.")
     sink_batch_rows: int = Field(2000, ge=1, description="Rows per ClickHouse insert, at most.")
