@@ -3,7 +3,7 @@
 The raw topic is pre-filled with N valid events; then one consumer at a time reads all of them:
 (a) a bare aiokafka consumer (no processing), (b) the plain loop (`bench.plainloop`, its own
 process), (c) one real scoring worker (`ksp scoring`, KSP_SINK_ENABLED=false). Each of (b) and
-(c) writes to its own scored topic, counted by a consumer with manual assignment (end offsets
+(c) writes to its own scored, dead-letter and aggregates topics, counted by a consumer with manual assignment (end offsets
 are wrong on Tansu). Rate = events / (last scored event seen - first scored event seen), i.e.
 steady state without the consumer-group join; the rate including the start-up is kept too.
 """
@@ -69,24 +69,25 @@ def run_once(inf: Infra, n: int, timeout: float) -> dict[str, Any]:
     out["raw_consume"] = {"consumed": count, "events_s": count / (time.perf_counter() - started)}
 
     progress(f"  scoring: plain aiokafka loop over {n} events")
-    scored, dead = unique("scored-plain"), unique("dead-plain")
-    create_topics(inf.bootstrap, [scored, dead])
+    scored, dead, aggregates = unique("scored-plain"), unique("dead-plain"), unique("aggregates-plain")
+    create_topics(inf.bootstrap, [scored, dead, aggregates])
     started = time.monotonic()
     proc = inf.spawn("plainloop", [sys.executable, "-m", "bench.plainloop", inf.bootstrap, raw, scored, dead,
-                                   unique("plain-group")], inf.env())
+                                   unique("plain-group"), aggregates], inf.env())
     try:
         out["plain_loop"] = _drain(inf, scored, n, timeout, started, proc.pid)
     finally:
         inf.stop_child("plainloop", grace=5)
 
     progress(f"  scoring: one Faust scoring worker (sink off) over {n} events")
-    scored, dead = unique("scored-faust"), unique("dead-faust")
-    create_topics(inf.bootstrap, [scored, dead])
+    scored, dead, aggregates = unique("scored-faust"), unique("dead-faust"), unique("aggregates-faust")
+    create_topics(inf.bootstrap, [scored, dead, aggregates])  # Tansu drops sends to unknown topics
     port = free_port()
     group = unique("scoring-group").replace(".", "-")
     started = time.monotonic()
     proc = inf.service("scoring", "scoring", KSP_SINK_ENABLED="false", KSP_TOPICS__RAW=raw,
-                       KSP_TOPICS__SCORED=scored, KSP_TOPICS__DEADLETTER=dead, KSP_CONSUMER_GROUP=group,
+                       KSP_TOPICS__SCORED=scored, KSP_TOPICS__DEADLETTER=dead, KSP_TOPICS__AGGREGATES=aggregates,
+                       KSP_CONSUMER_GROUP=group,
                        KSP_WORKER_ID=group, KSP_WEB_PORT=str(port))
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", 60, proc)

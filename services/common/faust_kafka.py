@@ -3,20 +3,25 @@
 Faust creates its consumers with `fetch_max_wait_ms=1500` fixed. Apache Kafka answers a fetch
 as soon as data arrives, so that only bounds idle polling; the embedded Tansu broker holds
 the fetch for the full wait, which adds up to 1.5 s per hop. Services register this
-transport under the scheme `ksp-kafka://` and set the wait from `KafkaSettings`.
+transport under the scheme `ksp-kafka://` and set the wait from `KafkaSettings`. Its consumer
+also drains fetched batches without Faust's per-message tasks (see `faust_consumer`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Sequence
 from typing import Any
 
 import aiokafka
 import faust
 from faust.transport.drivers import TRANSPORTS
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 
+from services.common.faust_consumer import BatchDrainConsumer
 from services.common.kafka import faust_credentials
+from services.common.partitioner import murmur2
 from services.common.settings import KafkaSettings, LogSettings
 
 SCHEME = "ksp-kafka"
@@ -31,9 +36,18 @@ class TunedConsumerThread(AIOKafkaConsumerThread):
         return consumer
 
 
-class TunedConsumer(Consumer):
+class TunedConsumer(BatchDrainConsumer):
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+def kafka_partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
+    """aiokafka's DefaultPartitioner (Kafka's murmur2 choice; random without a key) with our
+    murmur2, which reads 4-byte words instead of bytes: half the cost per keyed send.
+    Faust takes it as `producer_partitioner`."""
+    if key is None:
+        return random.choice(available or all_partitions)
+    return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
 class TunedTransport(Transport):

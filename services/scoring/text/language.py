@@ -22,6 +22,21 @@ def _stopwords() -> dict[str, frozenset[str]]:
     return {lang: frozenset(words) for lang, words in load_yaml("stopwords.yaml").items()}
 
 
+@lru_cache(maxsize=1)
+def _votes() -> dict[str, tuple[tuple[str, float], ...]]:
+    """word -> the votes it casts: one per language listing it as a stop word, half a vote per
+    language whose sentiment lexicon has it (helps one-word texts). One table, so a text is
+    scored in a single pass over its words."""
+    votes: dict[str, list[tuple[str, float]]] = {}
+    for lang, words in _stopwords().items():
+        for w in words:
+            votes.setdefault(w, []).append((lang, 1.0))
+    for lang in SUPPORTED:
+        for w in load_lexicon(f"sentiment_{lang}.tsv").exact:
+            votes.setdefault(w, []).append((lang, 0.5))
+    return {w: tuple(v) for w, v in votes.items()}
+
+
 def normalise_code(language: str | None) -> str | None:
     """'de-DE', 'DE', 'de_AT' -> 'de'; '' or None -> None (detect)."""
     if not language or not language.strip():
@@ -30,24 +45,18 @@ def normalise_code(language: str | None) -> str | None:
     return code if code.isalpha() and 2 <= len(code) <= 3 else UNDETERMINED
 
 
-def _lexicon_votes(words: list[str]) -> dict[str, float]:
-    """Half a vote per word found in a language's sentiment lexicon (helps one-word texts)."""
-    votes: dict[str, float] = {}
-    for lang in SUPPORTED:
-        lex = load_lexicon(f"sentiment_{lang}.tsv")
-        votes[lang] = 0.5 * sum(1 for w in words if w in lex.exact)
-    return votes
-
-
 def detect_language(tokens: list[Token]) -> str:
     """ISO 639-1 code of the dominant language of the tokens, or 'und'."""
     words = [t.text for t in tokens if t.kind == "word"][:200]  # the head is enough
     if not words:
         return UNDETERMINED
-    scores = {lang: float(sum(w in sw for w in words)) for lang, sw in _stopwords().items()}
-    for lang, v in _lexicon_votes(words).items():
-        scores[lang] += v
-    if any(ch in "äöüß" for w in words for ch in w):
+    scores = dict.fromkeys(_stopwords(), 0.0)
+    table = _votes()
+    for w in words:
+        for lang, vote in table.get(w, ()):
+            scores[lang] += vote
+    text = "".join(words)
+    if not text.isascii() and any(ch in text for ch in "äöüß"):
         scores["de"] += _UMLAUT_VOTE
     ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
     (best, top), (_, second) = ranked[0], ranked[1]
