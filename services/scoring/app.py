@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from services.common.clickhouse import connect
-from services.common.faust_kafka import base_config, new_app
+from services.common.faust_kafka import base_config, kafka_partitioner, new_app
 from services.common.kafka import aiokafka_config
+from services.scoring.lag import register_lag_reporter
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.pipeline import ScoringPipeline, Send
 from services.scoring.scorers.event import TextAnalyser
@@ -30,6 +31,7 @@ def faust_config(settings: ScoringSettings) -> dict[str, Any]:
     return config | {
         "producer_linger_ms": settings.producer_linger_ms,
         "producer_max_batch_size": settings.producer_max_batch_bytes,
+        "producer_partitioner": kafka_partitioner,
         "topic_replication_factor": settings.kafka.replication_factor,
         "web_enabled": True,
         "web_bind": settings.web_host,
@@ -42,10 +44,12 @@ def faust_config(settings: ScoringSettings) -> dict[str, Any]:
 class SinkService(Service):
     """Runs the ClickHouse sink beside the agent, and flushes it on shutdown."""
 
-    def __init__(self, settings: ScoringSettings, metrics: ScoringMetrics, **kwargs: Any) -> None:
+    def __init__(self, settings: ScoringSettings, metrics: ScoringMetrics, send_dead_letter: Send,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.metrics = metrics
+        self.send_dead_letter = send_dead_letter
         self.sink: ClickHouseSink | None = None
         self.consumer: AIOKafkaConsumer | None = None
 
@@ -59,8 +63,10 @@ class SinkService(Service):
             max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=s.kafka.fetch_max_wait_ms,
         )
         table = f"{s.clickhouse.database}.{s.table}"
-        writer = ClickHouseWriter(lambda: connect(s.clickhouse), table, backoff_max_s=s.sink_backoff_max_s)
-        self.sink = ClickHouseSink(self.consumer, writer, s.topics.scored, self.metrics,
+        writer = ClickHouseWriter(lambda: connect(s.clickhouse), table, s.topics.scored,
+                                  backoff_max_s=s.sink_backoff_max_s,
+                                  on_failure=lambda kind: self.metrics.sink_insert_failures.labels(kind).inc())
+        self.sink = ClickHouseSink(self.consumer, writer, s.topics.scored, self.metrics, self.send_dead_letter,
                                    max_rows=s.sink_batch_rows, max_age_s=s.sink_batch_age_s)
         self.consumer.subscribe([s.topics.scored], listener=self.sink.listener())
         await self.consumer.start()
@@ -94,8 +100,12 @@ def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = No
     from services.scoring.agents import register_agents
 
     register_agents(app, settings, pipeline)
+    sink = None
     if settings.sink_enabled:
-        app.service(SinkService(settings, metrics, loop=None))  # type: ignore[arg-type]  # an instance works too
+        sink = SinkService(settings, metrics, _sender(app, settings.topics.deadletter), loop=None)  # type: ignore[arg-type]
+        app.service(sink)  # type: ignore[arg-type]  # an instance works too
+    register_lag_reporter(app, metrics, settings.lag_interval_s, settings.topics.raw,
+                          settings.sink_group if sink else None, lambda: sink.consumer if sink else None)
     _register_pages(app, registry)
     return app
 

@@ -1,22 +1,23 @@
-"""One agent batch: process each raw message, publish scored events and dead letters."""
+"""One agent batch: process each raw message, publish scored events, dead letters and the
+batch's partial minute aggregates, and wait for the broker's acknowledgements (`delivery`)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from faust.types import EventT
 
 from schemas.scored import ScoredEvent
 from services.scoring.aggregates import aggregate_key_bytes, fold
+from services.scoring.delivery import Backoff, Output, Send, deliver
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.processing import DeadLetter, RawMessage, process_message
 from services.scoring.scorers.event import TextAnalyser
 
-Send = Callable[..., Awaitable[Any]]
+ACK_WARN_S = 30.0
+DEFAULT_BACKOFF = Backoff()
 
 
 class ScoringPipeline:
@@ -29,6 +30,8 @@ class ScoringPipeline:
         send_aggregate: Send | None,
         raw_topic: str,
         metrics: ScoringMetrics,
+        ack_warn_s: float = ACK_WARN_S,
+        backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         self.analyse_text = analyse_text
         self.send_scored = send_scored
@@ -36,20 +39,26 @@ class ScoringPipeline:
         self.send_aggregate = send_aggregate
         self.raw_topic = raw_topic
         self.metrics = metrics
+        self.ack_warn_s = ack_warn_s
+        self.backoff = backoff
 
     async def handle(self, events: Sequence[EventT]) -> None:
-        """Score a batch and wait until every output is acknowledged by the broker."""
+        """Score a batch and return once every output is acknowledged by the broker."""
         started = time.perf_counter()
         now = datetime.now(UTC)
         results = [self._process(event, now) for event in events]
-        deliveries = [await self._publish(result) for result in results]
-        if self.send_aggregate is not None:
-            scored = [r for r in results if isinstance(r, ScoredEvent)]
-            for aggregate in fold(scored):
-                deliveries.append(await self.send_aggregate(
-                    key=aggregate_key_bytes(aggregate), value=aggregate.model_dump_json().encode()))
-        await asyncio.gather(*deliveries)
+        outputs = [self._output(result) for result in results] + self._aggregate_outputs(results)
+        await deliver(outputs, warn_after_s=self.ack_warn_s, backoff=self.backoff,
+                      on_resend=self.metrics.output_resends.inc)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def _aggregate_outputs(self, results: list[ScoredEvent | DeadLetter]) -> list[Output]:
+        """The batch's partial minute aggregates, one message per minute x scope."""
+        if self.send_aggregate is None:
+            return []
+        scored = [r for r in results if isinstance(r, ScoredEvent)]
+        return [Output(self.send_aggregate, aggregate_key_bytes(a), a.model_dump_json().encode(), aggregate=True)
+                for a in fold(scored)]
 
     def _process(self, event: EventT, now: datetime) -> ScoredEvent | DeadLetter:
         message = event.message
@@ -57,12 +66,10 @@ class ScoringPipeline:
                          int(message.timestamp * 1000))
         return process_message(raw, analyse_text=self.analyse_text, now=now)
 
-    async def _publish(self, result: ScoredEvent | DeadLetter) -> Awaitable[Any]:
+    def _output(self, result: ScoredEvent | DeadLetter) -> Output:
         if isinstance(result, DeadLetter):
             self.metrics.dead_letters.labels(result.reason.value).inc()
-            return await self.send_dead_letter(
-                key=result.message.key, value=result.message.value or b"",
-                headers=result.headers(self.raw_topic),
-            )
+            return Output(self.send_dead_letter, result.message.key, result.message.value or b"",
+                          result.headers(self.raw_topic))
         self.metrics.events_scored.labels(result.event.touchpoint.value).inc()
-        return await self.send_scored(key=result.event_id.encode(), value=result.model_dump_json().encode())
+        return Output(self.send_scored, result.event_id.encode(), result.model_dump_json().encode())
