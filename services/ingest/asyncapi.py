@@ -50,7 +50,10 @@ def build() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "ksp-error-reason": {"type": "string",
-                                 "enum": ["too_large", "not_utf8", "not_json", "invalid_event", "scoring_failed"]},
+                                 "enum": ["too_large", "not_utf8", "not_json", "invalid_event", "scoring_failed",
+                                          "clickhouse_refused"]},
+            "ksp-clickhouse-error": {"type": "string", "description": (
+                "With clickhouse_refused: the ClickHouse error name, e.g. VIOLATED_CONSTRAINT.")},
             "ksp-error-detail": {"type": "string", "maxLength": 2000},
             "ksp-source-topic": {"type": "string"},
             "ksp-source-partition": {"type": "string", "description": "Decimal partition number."},
@@ -137,7 +140,8 @@ def build() -> dict[str, Any]:
                                         {"$ref": "#/components/schemas/ScoredEvent"},
                                         "The event_id (UTF-8)."),
                 "DeadLetter": _message("DeadLetter", "Dead letter",
-                                       "The original raw message, unchanged.",
+                                       "The original message, unchanged: raw, or scored when the "
+                                       "ClickHouse sink dead-lettered it (see ksp-source-topic).",
                                        {"description": "The original message value (any bytes)."},
                                        "The original message key.", dead_headers),
             },
