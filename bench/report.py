@@ -59,7 +59,9 @@ def measures(sections: dict[str, Any]) -> list[dict[str, Any]]:
         ev, p99b = get(ing, "batched.events_s"), get(ing, "batched.p99_ms")
         rq, p99s = get(ing, "single.requests_s"), get(ing, "single.p99_ms")
         rows += [
-            measure("ingest: batched events/s (1,000/request, 2 workers)", ev, "events/s", baseline=ak_prod,
+            measure(f"ingest: batched events/s ({_fmt(get(ing, 'batched.batch_size'))}/request, "
+                    f"{_fmt(get(ing, 'batched.connections'))} connections, {_fmt(ing.get('workers'))} workers)",
+                    ev, "events/s", baseline=ak_prod,
                     baseline_name="aiokafka produce", target=">= 50,000", met=ev is not None and ev >= 50_000),
             measure("ingest: CPU per event, batched (all ingest processes)", get(ing, "batched.ingest_cpu_us_per_event"), "µs",
                     note=f"busiest worker did {_fmt(get(ing, 'batched.busiest_process_cpu_share'))} of the CPU work"),

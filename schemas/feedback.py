@@ -74,6 +74,8 @@ DEFAULT_SCALES: dict[Metric, Scale] = {
     Metric.csat: Scale(min=1, max=5),
     Metric.ces: Scale(min=1, max=7),
 }
+_NPS: Final = Metric.nps
+_NPS_BOUNDS: Final = (DEFAULT_SCALES[_NPS].min, DEFAULT_SCALES[_NPS].max)
 
 
 class Response(BaseModel):
@@ -91,12 +93,16 @@ class Response(BaseModel):
 
     @model_validator(mode="after")
     def _within_scale(self) -> Response:
+        # Runs for every answer of every event (ingest, scoring): plain tuples and a module
+        # constant, because model equality and enum attribute look-ups cost more here than
+        # all of pydantic-core's own validation of the event.
         scale = self.effective_scale
-        if self.metric is Metric.nps and scale != DEFAULT_SCALES[Metric.nps]:
+        nps = self.metric is _NPS
+        if nps and (scale.min, scale.max) != _NPS_BOUNDS:
             raise ValueError("nps is asked on the 0-10 scale")
         if not scale.min <= self.value <= scale.max:
             raise ValueError(f"value {self.value:g} is outside the scale {scale.min:g}..{scale.max:g}")
-        if self.metric is Metric.nps and self.value != int(self.value):
+        if nps and self.value != int(self.value):
             raise ValueError("nps answers are whole numbers 0-10")
         return self
 

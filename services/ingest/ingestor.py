@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from schemas.feedback import FeedbackEvent
 from services.ingest.auth import Principal, check_scope
-from services.ingest.metrics import IngestMetrics
+from services.ingest.metrics import IngestMetrics, child
 from services.ingest.parsing import Parsed
 from services.ingest.problems import Problem
 from services.ingest.producer import IngestProducer
@@ -28,6 +28,7 @@ from services.ingest.redaction import Redactor
 
 log = logging.getLogger("ksp.ingest")
 _EVENTS = TypeAdapter(list[FeedbackEvent])
+_VALIDATE = _EVENTS.validator.validate_python  # without TypeAdapter's per-call argument handling
 
 
 def _validate(parsed: Parsed) -> dict[int, FeedbackEvent]:
@@ -35,7 +36,7 @@ def _validate(parsed: Parsed) -> dict[int, FeedbackEvent]:
     indices = [i for i in range(len(parsed.items)) if i not in parsed.errors]
     candidates = [parsed.items[i] for i in indices]
     try:
-        return dict(zip(indices, _EVENTS.validate_python(candidates), strict=True))
+        return dict(zip(indices, _VALIDATE(candidates), strict=True))
     except ValidationError as exc:
         bad: set[int] = set()
         for err in exc.errors(include_url=False, include_input=False):
@@ -46,7 +47,7 @@ def _validate(parsed: Parsed) -> dict[int, FeedbackEvent]:
                 {"index": index, "loc": [*parsed.loc_prefix, *rest], "msg": err["msg"], "type": err["type"]}
             )
         good = [k for k in range(len(indices)) if k not in bad]
-        events = _EVENTS.validate_python([candidates[k] for k in good]) if good else []
+        events = _VALIDATE([candidates[k] for k in good]) if good else []
         return {indices[k]: e for k, e in zip(good, events, strict=True)}
 
 
@@ -93,7 +94,7 @@ class Ingestor:
             self.metrics.events_rejected.labels("unavailable").inc(len(events))
             raise
         for touchpoint, count in Counter(e.touchpoint.value for e in events.values()).items():
-            self.metrics.events_accepted.labels(touchpoint).inc(count)
+            child(self.metrics.events_accepted, touchpoint).inc(count)
         body: dict[str, Any] = {
             "accepted": len(events),
             "rejected": rejected,

@@ -4,7 +4,7 @@ uvicorn turns SIGTERM/SIGINT into a graceful shutdown: it stops accepting connec
 running requests finish (up to `graceful_shutdown_s`), then the app's lifespan flushes and
 stops the Kafka producer. With several workers, each worker process rebuilds the app from
 the same settings (passed to it pickled in an environment variable, since uvicorn starts
-workers by import string).
+workers by import string), and each listens on a socket of its own (`workers.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from fastapi import FastAPI
 
 from services.common.logging import configure_logging
 from services.ingest.app import create_app
+from services.ingest.protocol import CoalescingHttpToolsProtocol
 from services.ingest.settings import IngestSettings
+from services.ingest.workers import reuse_port_supported, serve_workers
 
 _SETTINGS_ENV = "_KSP_INGEST_SETTINGS_PICKLE"
 
@@ -44,7 +46,8 @@ def serve(settings: IngestSettings) -> None:
         "log_config": None,
         "access_log": False,
         "loop": "auto",  # uvloop when installed
-        "http": "auto",  # httptools when installed (much faster than h11)
+        # httptools (much faster than h11), each response written in one system call.
+        "http": CoalescingHttpToolsProtocol,
         "timeout_graceful_shutdown": int(settings.graceful_shutdown_s),
         "server_header": False,
     }
@@ -52,6 +55,11 @@ def serve(settings: IngestSettings) -> None:
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
         return
     os.environ[_SETTINGS_ENV] = base64.b64encode(pickle.dumps(settings)).decode()
+    if reuse_port_supported(settings.port):  # a socket per worker: connections spread evenly
+        config = uvicorn.Config("services.ingest.main:app_factory", factory=True, workers=settings.workers,
+                                **common)  # type: ignore[arg-type]
+        serve_workers(config, settings.host, settings.port)
+        return
     uvicorn.run("services.ingest.main:app_factory", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
 
 

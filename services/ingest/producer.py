@@ -7,6 +7,10 @@ and downstream can dedup), value = the event's JSON with `event_id` set, record 
 = the time ingest received it. On timeout or broker errors the request gets 503 with
 `Retry-After`; some of its events may still be delivered later, which is why clients retry
 with the same event ids (at-least-once; the scoring sink stores each event id once).
+
+The partition of each event is Kafka's default (murmur2 of the key, computed for the whole
+request at once by `services.common.partitioner`); the records go into per-partition batches
+shared by all requests (`batcher.py`), one delivery future per batch instead of per event.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from pydantic import TypeAdapter
 
 from schemas.feedback import FeedbackEvent
 from services.common.kafka import aiokafka_config
+from services.common.partitioner import partitions_for
+from services.ingest.batcher import PartitionBatcher
 from services.ingest.metrics import IngestMetrics
 from services.ingest.problems import Problem
 from services.ingest.settings import IngestSettings
@@ -30,10 +36,13 @@ log = logging.getLogger("ksp.ingest.producer")
 _EVENT = TypeAdapter(FeedbackEvent)
 
 
+_TO_JSON = _EVENT.serializer.to_json  # without TypeAdapter.dump_json's per-call argument handling
+
+
 def encode(event: FeedbackEvent) -> bytes:
     """Compact JSON of the event (pydantic-core's serializer: same output as orjson of
     `model_dump(mode="json")`, without the intermediate dict)."""
-    return _EVENT.dump_json(event)
+    return _TO_JSON(event)
 
 
 class IngestProducer:
@@ -47,6 +56,7 @@ class IngestProducer:
         self._ready: tuple[float, bool] = (0.0, False)
         # Set after any broker failure: refresh the topic's metadata before producing again.
         self._suspect = True
+        self._batchers: dict[int, PartitionBatcher] = {}
 
     def _config(self) -> dict[str, Any]:
         s = self.settings
@@ -100,6 +110,7 @@ class IngestProducer:
             self._starter.cancel()
         if self._producer is not None:
             producer, self._producer = self._producer, None
+            self._batchers.clear()
             try:
                 await asyncio.wait_for(producer.stop(), self.settings.graceful_shutdown_s)
             except (TimeoutError, KafkaError) as exc:
@@ -145,11 +156,7 @@ class IngestProducer:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.produce_timeout_s):
-                ts = int(time.time() * 1000)
-                futures = [
-                    await producer.send(self.topic, encode(e), key=e.event_id.encode(), timestamp_ms=ts)  # type: ignore[union-attr]
-                    for e in events
-                ]
+                futures = self._send(producer, events)
                 # asyncio.wait (unlike gather) never cancels the delivery futures themselves.
                 await asyncio.wait(futures)
             failed = [f.exception() for f in futures if f.exception() is not None]
@@ -166,6 +173,26 @@ class IngestProducer:
             self._inflight -= n
             self.metrics.inflight_events.dec(n)
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
+
+    def _send(self, producer: AIOKafkaProducer, events: list[FeedbackEvent]) -> list[asyncio.Future[Any]]:
+        """Hand every event to the producer; returns the delivery futures (one per batch)."""
+        ts = int(time.time() * 1000)
+        records = [(e.key, encode(e)) for e in events]
+        known = producer.client.cluster.partitions_for_topic(self.topic)
+        if not known:  # refreshed just before; should the topic vanish, aiokafka waits for metadata
+            return [asyncio.ensure_future(producer.send_and_wait(self.topic, v, key=k, timestamp_ms=ts))
+                    for k, v in records]
+        ids = sorted(known)
+        futures: list[asyncio.Future[Any]] = []
+        for index, group in group_by_partition(records, partitions_for([k for k, _ in records], len(ids))).items():
+            futures += self._batcher(producer, ids[index]).add(group, ts)
+        return futures
+
+    def _batcher(self, producer: AIOKafkaProducer, partition: int) -> PartitionBatcher:
+        batcher = self._batchers.get(partition)
+        if batcher is None:
+            batcher = self._batchers[partition] = PartitionBatcher(producer, self.topic, partition)
+        return batcher
 
     async def ready(self) -> bool:
         """Broker reachable: producer started and cluster metadata fetchable (cached briefly)."""
@@ -186,3 +213,12 @@ class IngestProducer:
         if not ok:
             self._suspect = True
         return ok
+
+
+def group_by_partition(records: list[tuple[bytes, bytes]], partitions: list[int]) -> dict[int, list[tuple[bytes, bytes]]]:
+    """Records grouped by their partition index, each group in request order."""
+    groups: dict[int, list[tuple[bytes, bytes]]] = {}
+    for record, p in zip(records, partitions, strict=True):
+        groups.setdefault(p, []).append(record)
+    return groups
+

@@ -1,4 +1,7 @@
-"""`python -m services.ingest.main` (serve) with 2 workers: serves, then shuts down cleanly on SIGTERM."""
+"""`python -m services.ingest.main` (serve) with 2 workers: serves, then shuts down cleanly on SIGTERM.
+
+Each worker listens on a socket of its own (SO_REUSEPORT), so the kernel spreads connections
+over the workers instead of the first one awake accepting them all."""
 
 from __future__ import annotations
 
@@ -8,11 +11,13 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
 from deploy.embedded.process import free_port
+from tests.e2e.conftest import wait_until
 
 from .conftest import event, read_topic
 
@@ -46,6 +51,7 @@ def test_serve_two_workers_and_graceful_shutdown(kafka, tmp_path):
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "ingest.log").read_text()
             time.sleep(0.2)
+        wait_until(lambda: listening_sockets(port) == 2, 30, "a listening socket per worker")
         with httpx.Client(base_url=url) as client:
             ids = []
             for i in range(20):
@@ -60,3 +66,9 @@ def test_serve_two_workers_and_graceful_shutdown(kafka, tmp_path):
         log.close()
     records = read_topic(kafka.bootstrap_servers, topic, len(ids))
     assert sorted(r.key.decode() for r in records) == sorted(ids)
+
+
+def listening_sockets(port: int) -> int:
+    """TCP sockets in LISTEN state (0A) on `port`, from /proc/net/tcp."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
