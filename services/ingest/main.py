@@ -12,12 +12,18 @@ from __future__ import annotations
 import base64
 import os
 import pickle
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from services.common.logging import configure_logging
 from services.ingest.app import create_app
+from services.ingest.metrics import MULTIPROC_ENV
 from services.ingest.protocol import CoalescingHttpToolsProtocol
 from services.ingest.settings import IngestSettings
 from services.ingest.workers import reuse_port_supported, serve_workers
@@ -55,12 +61,35 @@ def serve(settings: IngestSettings) -> None:
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
         return
     os.environ[_SETTINGS_ENV] = base64.b64encode(pickle.dumps(settings)).decode()
+    with shared_metrics_directory():
+        _serve_workers(settings, common)
+
+
+def _serve_workers(settings: IngestSettings, common: dict[str, Any]) -> None:
     if reuse_port_supported(settings.port):  # a socket per worker: connections spread evenly
         config = uvicorn.Config("services.ingest.main:app_factory", factory=True, workers=settings.workers,
                                 **common)  # type: ignore[arg-type]
         serve_workers(config, settings.host, settings.port)
         return
     uvicorn.run("services.ingest.main:app_factory", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
+
+
+@contextmanager
+def shared_metrics_directory() -> Iterator[str]:
+    """A fresh directory in which every worker writes its metric samples (prometheus_client's
+    multiprocess mode), set before the workers start and removed when they have stopped; an
+    operator-provided PROMETHEUS_MULTIPROC_DIR is used as it is, emptied first."""
+    given = os.environ.get(MULTIPROC_ENV)
+    directory = given or tempfile.mkdtemp(prefix="ksp-ingest-metrics-")
+    for stale in os.listdir(directory) if given else []:
+        if stale.endswith(".db"):
+            os.remove(os.path.join(directory, stale))
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield directory
+    finally:
+        if not given:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def main() -> None:

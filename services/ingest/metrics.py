@@ -1,17 +1,26 @@
 """All Prometheus metrics of the ingest service, created on a given registry.
 
 Tests pass a fresh `CollectorRegistry`; production uses the default one. With several
-uvicorn workers each process has its own registry and `/metrics` shows the worker that
-answered (no multiprocess aggregation yet).
+uvicorn workers, `serve` points PROMETHEUS_MULTIPROC_DIR at a fresh directory before the workers
+start: every worker then writes its samples there, and `/metrics` (`exposition`) answers with the
+sum over all workers, whichever worker the scrape reached.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -46,9 +55,9 @@ def create_metrics(registry: CollectorRegistry) -> IngestMetrics:
                                   "Time from sending a request's events to Kafka's acknowledgement.",
                                   buckets=_LATENCY_BUCKETS, registry=registry),
         inflight_requests=Gauge("ksp_ingest_inflight_requests", "Requests being handled.",
-                                registry=registry),
+                                registry=registry, multiprocess_mode="livesum"),
         inflight_events=Gauge("ksp_ingest_inflight_events", "Events awaiting Kafka's acknowledgement.",
-                              registry=registry),
+                              registry=registry, multiprocess_mode="livesum"),
     )
 
 
@@ -57,3 +66,16 @@ def child(metric: Any, *values: str) -> Any:
     """`metric.labels(*values)`, looked up once: `labels()` validates and locks on every call,
     which costs more than the increment itself on the per-request path."""
     return metric.labels(*values)
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The text exposition: this process's registry, or every worker's samples summed when the
+    service runs several workers (multiprocess mode)."""
+    if os.environ.get(MULTIPROC_ENV):
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)
+        return bytes(generate_latest(combined))
+    return bytes(generate_latest(registry))

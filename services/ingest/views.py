@@ -8,11 +8,12 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from services.ingest.adapters import qualtrics, typeform
 from services.ingest.auth import Principal
+from services.ingest.metrics import exposition
 from services.ingest.parsing import CE_BATCH, CE_STRUCTURED, JSON, Parsed, parse_body
 from services.ingest.problems import MEDIA_TYPE, Problem
 
@@ -135,7 +136,7 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/docs", include_in_schema=False)

@@ -1,4 +1,5 @@
-"""`python -m services.ingest.main` (serve) with 2 workers: serves, then shuts down cleanly on SIGTERM.
+"""`python -m services.ingest.main` (serve) with 2 workers: serves, reports both workers' metrics on
+every scrape, then shuts down cleanly on SIGTERM.
 
 Each worker listens on a socket of its own (SO_REUSEPORT), so the kernel spreads connections
 over the workers instead of the first one awake accepting them all."""
@@ -52,12 +53,13 @@ def test_serve_two_workers_and_graceful_shutdown(kafka, tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "ingest.log").read_text()
             time.sleep(0.2)
         wait_until(lambda: listening_sockets(port) == 2, 30, "a listening socket per worker")
-        with httpx.Client(base_url=url) as client:
-            ids = []
-            for i in range(20):
-                r = client.post("/v1/feedback", json=[event(), event(touchpoint="app")])
-                assert r.status_code == 202, r.text
-                ids += r.json()["event_ids"]
+        ids = []
+        for _ in range(20):  # a connection each: the kernel spreads them over both workers
+            r = httpx.post(f"{url}/v1/feedback", json=[event(), event(touchpoint="app")])
+            assert r.status_code == 202, r.text
+            ids += r.json()["event_ids"]
+        for _ in range(6):  # whichever worker answers the scrape, it reports both workers' counts
+            assert accepted_events(httpx.get(f"{url}/metrics").text) == {"web": 20.0, "app": 20.0}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -66,6 +68,16 @@ def test_serve_two_workers_and_graceful_shutdown(kafka, tmp_path):
         log.close()
     records = read_topic(kafka.bootstrap_servers, topic, len(ids))
     assert sorted(r.key.decode() for r in records) == sorted(ids)
+
+
+def accepted_events(exposition: str) -> dict[str, float]:
+    """ksp_ingest_events_accepted_total by touchpoint, from a Prometheus text exposition."""
+    found = {}
+    for line in exposition.splitlines():
+        if line.startswith("ksp_ingest_events_accepted_total{"):
+            labels, value = line.rsplit(" ", 1)
+            found[labels.split('touchpoint="')[1].split('"')[0]] = float(value)
+    return found
 
 
 def listening_sockets(port: int) -> int:
