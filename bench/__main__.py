@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, 1 run per section (~3 min)")
     parser.add_argument("--runs", type=int, help="runs per section (default 3, --quick 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json", help="results JSON")
-    parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md", help="Markdown report ('' for none)")
+    parser.add_argument("--markdown", type=lambda v: Path(v) if v else None, default=ROOT / "BENCHMARKS.md",
+                        help="Markdown report ('' for none)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so every broker, ClickHouse and service started is stopped
@@ -171,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(logs, ignore_errors=True)
     progress(f"bench {'--quick ' if config.quick else ''}runs={config.runs} sections={','.join(only)}")
     results = run_all(config, only, logs)
-    write(results, args.out, Path(args.markdown) if str(args.markdown) else None)
-    progress(f"wrote {args.out}" + (f" and {args.markdown}" if str(args.markdown) else "")
+    write(results, args.out, args.markdown)
+    progress(f"wrote {args.out}" + (f" and {args.markdown}" if args.markdown else "")
              + f" in {results['total_seconds']:.0f} s")
     for row in results["measures"]:
         met = "" if row["met"] is None else ("  [met]" if row["met"] else "  [NOT met]")
