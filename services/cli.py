@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +19,9 @@ schemas_app = typer.Typer(help="Contracts: export JSON Schema files.", no_args_i
 text_app = typer.Typer(help="Text analytics: evaluate on labelled data.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(text_app, name="text")
+
+# The reasons the pipeline writes (kept in sync with services/scoring/processing.py by a test).
+DEAD_LETTER_REASONS = ("too_large", "not_utf8", "not_json", "invalid_event", "scoring_failed", "clickhouse_refused")
 
 Profile = Annotated[str | None, typer.Option(help="Settings profile (dev|prod); default $KSP_PROFILE or prod.")]
 
@@ -156,6 +160,89 @@ def bench(ctx: typer.Context) -> None:
     from bench.__main__ import main
 
     raise typer.Exit(main(ctx.args))
+
+
+deadletters_app = typer.Typer(
+    help="Inspect and re-drive the dead-letter topic (raw events the scorer rejected, rows "
+    "ClickHouse refused). Reasons: " + ", ".join(DEAD_LETTER_REASONS) + ".",
+    no_args_is_help=True,
+)
+app.add_typer(deadletters_app, name="deadletters")
+Reasons = Annotated[list[str] | None, typer.Option("--reason", help="Only this reason (repeatable).")]
+Since = Annotated[str, typer.Option(help="Only letters since: ISO date/datetime (UTC) or an age (90m, 6h, 7d).")]
+Limit = Annotated[int | None, typer.Option(min=1, help="At most this many letters.")]
+Idle = Annotated[float, typer.Option(help="Give up reading after this many seconds without a message.")]
+
+
+@deadletters_app.command("list", short_help="List dead letters and count them by reason.")
+def deadletters_list(reason: Reasons = None, since: Since = "", limit: Limit = None, idle_timeout: Idle = 10.0,
+                     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+                     profile: Profile = None) -> None:
+    """List dead letters from the beginning of the topic: time, reason, source
+    topic/partition/offset, key, detail (truncated); then the count by reason.
+
+    With --json: one JSON object per line on stdout (value as text, or value_base64), the count on
+    stderr. Reads without a consumer group: changes nothing."""
+    from services.common.settings import ServiceSettings, load_settings
+    from services.ops.deadletter_commands import list_dead_letters
+
+    settings = load_settings(ServiceSettings, profile)
+    code = _dead_letter_command(lambda selection: list_dead_letters(
+        settings, selection, limit=limit, as_json=as_json, echo=typer.echo, idle_s=idle_timeout), reason, since)
+    raise typer.Exit(code)
+
+
+@deadletters_app.command("redrive", short_help="Re-publish dead letters to their source topic (idempotent).")
+def deadletters_redrive(
+    reason: Annotated[list[str], typer.Option("--reason", help="Re-drive letters of this reason (repeatable).")],
+    since: Since = "", limit: Limit = None, idle_timeout: Idle = 10.0,
+    dry_run: Annotated[bool, typer.Option(help="Print what would be re-driven; send nothing.")] = False,
+    to_topic: Annotated[str | None, typer.Option(help="Send here instead of each letter's source topic.")] = None,
+    profile: Profile = None,
+) -> None:
+    """Re-publish the original messages of the selected dead letters to their source topic (or
+    --to-topic) once the cause is fixed (a scorer, a ClickHouse column or constraint): same key
+    and value, their own headers plus ksp-redriven-from: <topic>/<partition>/<offset> of the letter.
+
+    Safe to repeat: raw events are keyed by event id and the sink stores each event id once, so
+    re-driving twice stores one row (only the at-least-once aggregates topic may count a twice
+    re-driven raw event twice). Example: ksp deadletters redrive --reason clickhouse_refused --dry-run
+
+    Exit code 0 when all were sent, 1 if any send failed or a letter had no existing target topic,
+    2 for bad options."""
+    from services.common.settings import ServiceSettings, load_settings
+    from services.ops.deadletter_commands import redrive_dead_letters
+
+    settings = load_settings(ServiceSettings, profile)
+    code = _dead_letter_command(lambda selection: redrive_dead_letters(
+        settings, selection, to_topic=to_topic, dry_run=dry_run, limit=limit, echo=typer.echo,
+        idle_s=idle_timeout), reason, since)
+    raise typer.Exit(code)
+
+
+def _dead_letter_command(run: Callable[[Any], int], reasons: list[str] | None, since: str) -> int:
+    """Validate the shared options (exit 2 with the valid choices), run, and turn a missing
+    topic or an unreachable broker into a message and exit code 1."""
+    from datetime import UTC, datetime
+
+    from kafka.errors import KafkaError
+
+    from services.ops.deadletter_kafka import TopicNotFound
+    from services.ops.deadletters import Selection, UnknownReason, parse_since, validate_reasons
+
+    try:
+        chosen = validate_reasons(reasons or [])
+    except UnknownReason as exc:
+        raise typer.BadParameter(str(exc), param_hint="--reason") from None
+    try:
+        start = parse_since(since, now=datetime.now(UTC)) if since else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    try:
+        return run(Selection(reasons=chosen, since=start))
+    except (TopicNotFound, KafkaError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 1
 
 
 @app.command()

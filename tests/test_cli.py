@@ -9,7 +9,7 @@ from services.cli import app
 
 runner = CliRunner()
 COMMANDS = ["run", "ingest", "scoring", "alerts", "alerts backtest", "migrate", "topics", "simulate",
-            "schemas export", "text evaluate", "bench", "settings"]
+            "schemas export", "text evaluate", "bench", "settings", "deadletters list", "deadletters redrive"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -1,0 +1,1 @@
+"""Operator tools that act on the pipeline's topics (e.g. `ksp deadletters`)."""
