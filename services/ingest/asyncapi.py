@@ -44,6 +44,17 @@ def _message(name: str, title: str, summary: str, payload: dict[str, Any], key: 
     return msg
 
 
+# `ksp deadletters redrive` re-publishes a dead letter to its source topic with this header.
+REDRIVEN_HEADERS = {
+    "type": "object",
+    "properties": {
+        "ksp-redriven-from": {"type": "string", "description": (
+            "Only on a message re-published by `ksp deadletters redrive`: the dead letter it came "
+            "from, as topic/partition/offset.")},
+    },
+}
+
+
 def build() -> dict[str, Any]:
     topics = Topics.model_validate({})
     dead_headers = {
@@ -134,11 +145,11 @@ def build() -> dict[str, Any]:
                 "FeedbackEvent": _message("FeedbackEvent", "Feedback event (v1)",
                                           "What a touchpoint sent, with event_id set.",
                                           {"$ref": "#/components/schemas/FeedbackEvent"},
-                                          "The event_id (UTF-8)."),
+                                          "The event_id (UTF-8).", REDRIVEN_HEADERS),
                 "ScoredEvent": _message("ScoredEvent", "Scored event (v1)",
                                         "A feedback event plus normalised scores.",
                                         {"$ref": "#/components/schemas/ScoredEvent"},
-                                        "The event_id (UTF-8)."),
+                                        "The event_id (UTF-8).", REDRIVEN_HEADERS),
                 "DeadLetter": _message("DeadLetter", "Dead letter",
                                        "The original message, unchanged: raw, or scored when the "
                                        "ClickHouse sink dead-lettered it (see ksp-source-topic).",
