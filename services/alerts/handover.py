@@ -7,10 +7,14 @@
   a worker that lost it forgets them and stops sending. Faust's eager rebalance revokes every
   partition first: the notifier then pauses (deliveries stop, state records flushed, so the
   next notifier reads them) and resumes if the partition comes back to it.
-* **Detector state** lives with the by-scope/by-customer partition of its key. A worker
-  forgets the scopes and customers of partitions it lost (evaluator.evict) and takes over the
-  firing alerts of the partitions it gained from the cases (evaluator.restore_firing), so the
-  condition resolves once and is not alerted again. Baselines are relearned by the new owner.
+* **Detector state** lives with the by-scope/by-customer partition of its key. On a
+  revocation a worker writes the drop detectors' state of its scopes to the state topic (and
+  waits for it, like the notifier's records); it forgets the scopes and customers of partitions
+  it lost (evaluator.evict). For the by-scope partitions it gained it replays the state topic
+  and gives those scopes their learned baselines back (their events wait for it), then takes
+  over the firing alerts of the gained partitions from the cases (evaluator.restore_firing),
+  so the condition resolves once and is not alerted again. Churn histories and surge windows
+  are relearned by the new owner.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from faust.types import TP
 from schemas.alert import Alert, AlertKind
 from services.alerts.repartition import InternalTopics, level_key
 from services.alerts.rules.models import SCOPE_LABELS
+from services.alerts.state.detectors import DropSnapshot
 from services.alerts.state.durable import firing_alerts, take_over
 from services.alerts.state.records import StateRecord
 
@@ -65,7 +70,10 @@ class Handover:
         self.owned: dict[str, set[int]] = {"scope": set(), "customer": set()}
         self.notifier = False  # the notify partition is in this worker's latest assignment
         self._loading: asyncio.Task[None] | None = None
+        self._gaining: dict[str, set[int]] = {"scope": set(), "customer": set()}  # not yet loaded
+        self._detectors: asyncio.Task[None] | None = None
         runtime.detects = self.detects
+        runtime.holds_scope = lambda names, key: self.holds("scope", level_key(names, key))
 
     # -- which keys are here ------------------------------------------------------------
     def holds(self, route: str, key: bytes) -> bool:
@@ -77,8 +85,15 @@ class Handover:
 
     # -- Faust signals ------------------------------------------------------------------
     async def on_revoked(self, revoked: set[TP]) -> None:
-        if self.notify_tp in revoked and self.runtime.notifying:
-            await self._pause()
+        rt = self.runtime
+        snapshots = 0
+        if rt.started.is_set() and any(tp.topic == self.topic_of["scope"] for tp in revoked):
+            async with rt._lock:  # the next owner of a scope reads where its detector stands
+                snapshots = rt.snapshot_detectors(buffered=True)
+        if self.notify_tp in revoked and rt.notifying:
+            await self._pause()  # flushes the state records
+        elif snapshots:
+            await rt.state.flush(REVOKE_FLUSH_S)
 
     async def on_assigned(self, assigned: set[TP]) -> None:
         await self._move_detectors(assigned)
@@ -145,16 +160,51 @@ class Handover:
         rt = self.runtime
         if not rt.started.is_set():
             return  # the start-up restore takes the firing alerts of what is owned then
+        self._gaining = {route: (self._gaining[route] | gained[route]) & now[route] for route in now}
         async with rt._lock:
             if lost:
                 evicted = rt.evaluator.evict(
                     lambda names, key: self.holds("scope", level_key(names, key)),
                     lambda cid: self.holds("customer", cid.encode()))
                 log.info("rebalance: state of %d scopes/customers left with their partitions", evicted)
-            if any(gained.values()):
-                alerts = firing_alerts(rt.cases, lambda a: self._gained(a, gained))
-                taken = rt.evaluator.restore_firing(alerts, rt.clock())
-                log.info("rebalance: %d firing alerts taken over with their partitions", taken)
+            if not self._gaining["scope"]:
+                self._take_firing()
+                return
+        # the state topic is replayed in the background (not holding up the group); the
+        # gained scopes' events wait for it
+        if self._detectors is not None:
+            self._detectors.cancel()  # its partitions are in _gaining still
+        rt.detectors_ready.clear()
+        self._detectors = asyncio.get_running_loop().create_task(self._take_detectors(),
+                                                                 name="detector-takeover")
+
+    async def _take_detectors(self) -> None:
+        rt = self.runtime
+        try:
+            records = await self.load()
+        except Exception:
+            log.exception("the state topic could not be read: gained scopes learn their baselines again")
+            records = []
+        async with rt._lock:
+            scopes = self._gaining["scope"]
+            restored = rt.evaluator.restore_snapshots(
+                [r for r in records if isinstance(r, DropSnapshot)],
+                lambda names, key: partition_of(level_key(names, key), self.partitions["scope"]) in scopes,
+                rt.clock())
+            rt.metrics.detector_restores.inc(restored)
+            log.info("rebalance: learned state of %d scopes taken over with their partitions", restored)
+            self._take_firing()
+        self._detectors = None
+        rt.detectors_ready.set()
+
+    def _take_firing(self) -> None:
+        """The firing alerts of the partitions gained (hold the runtime's lock)."""
+        gained, self._gaining = self._gaining, {"scope": set(), "customer": set()}
+        if any(gained.values()):
+            rt = self.runtime
+            alerts = firing_alerts(rt.cases, lambda a: self._gained(a, gained))
+            taken = rt.evaluator.restore_firing(alerts, rt.clock())
+            log.info("rebalance: %d firing alerts taken over with their partitions", taken)
 
     def _gained(self, alert: Alert, gained: dict[str, set[int]]) -> bool:
         route = alert_route(alert, self.runtime.evaluator.scope_levels())

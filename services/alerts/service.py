@@ -111,6 +111,12 @@ class AlertsRuntime:
         # Which firing alerts' conditions this worker detects (handover.py: those whose scope
         # or customer is on its partitions); without repartitioning every one.
         self.detects: Callable[[Alert], bool] = lambda _alert: True
+        # Which scopes' detector state this worker keeps (level names, label values), likewise.
+        self.holds_scope: Callable[[tuple[str, ...], tuple[str, ...]], bool] = lambda _names, _key: True
+        # Cleared while the detector state of gained partitions is loaded (handover.py): their
+        # events wait for it, so a scope never starts learning afresh next to its snapshot.
+        self.detectors_ready = asyncio.Event()
+        self.detectors_ready.set()
         self.evaluator = evaluator
         self.notifier = notifier
         self.outbox = outbox
@@ -126,6 +132,7 @@ class AlertsRuntime:
         self.accepted_at: dict[str, datetime] = {}  # alert id -> accepted_at of the triggering event
         self._lock = asyncio.Lock()
         self._rules_checked = 0.0
+        self._snapshot_at = 0.0  # loop time of the last periodic detector snapshot
         outbox.on_result = self._on_delivery
         # deliveries, silences and notification groups survive a restart (state/durable.py)
         self.state = StateWriter(state_log, settings.worker_id)
@@ -156,6 +163,7 @@ class AlertsRuntime:
         """One batch from the by-scope repartition topic: (key, scored event) records, each
         evaluated at the scope level its key names only."""
         await self.started.wait()
+        await self.detectors_ready.wait()
         async with self._lock:
             for key, value in records:
                 if (scored := self._parse(value)) is not None:
@@ -223,6 +231,7 @@ class AlertsRuntime:
             if alerts:
                 await self._on_alerts(alerts, now)
             self._dispatch(now)
+            self._snapshot_if_due()
             if self.notifying:  # one worker escalates: the notifier
                 for event in self.cases.overdue(now):
                     self._escalate(event)
@@ -231,6 +240,20 @@ class AlertsRuntime:
             self.metrics.pending.set(len(self.outbox.pending()))
             for state, n in self.cases.counts().items():
                 self.metrics.cases.labels(state).set(n)
+
+    def _snapshot_if_due(self) -> None:
+        interval = self.settings.detector_snapshot_interval_s
+        loop_time = asyncio.get_running_loop().time()
+        if interval > 0 and loop_time - self._snapshot_at >= interval:
+            self._snapshot_at = loop_time
+            self.snapshot_detectors(buffered=False)
+
+    def snapshot_detectors(self, *, buffered: bool) -> int:
+        """Queue the changed scopes' drop-detector state for the state topic (hold the lock);
+        `buffered`: also the scopes with observations not yet run (a stop, a revocation)."""
+        n = self.state.detectors(self.evaluator.snapshots(self.settings.worker_id, buffered=buffered))
+        self.metrics.detector_snapshots.inc(n)
+        return n
 
     def _maybe_reload(self, now: datetime) -> None:
         if self.watcher is None:
@@ -256,8 +279,9 @@ class AlertsRuntime:
         try:
             async with self._lock:
                 self._dispatch(self.clock())
+                self.snapshot_detectors(buffered=True)
         except Exception:
-            log.exception("final dispatch failed")
+            log.exception("final dispatch or detector snapshot failed")
         if not await self.outbox.drain(timeout):
             log.warning("%d deliveries still in flight at shutdown", len(self.outbox.pending()))
         await self.state.flush(timeout)  # those still pending resume after the restart
@@ -269,6 +293,7 @@ class AlertsRuntime:
         before `started` is set)."""
         restored = restore(self, records, self.clock())
         self.metrics.parked.set(len(self.outbox.parked()))
+        self.metrics.detector_restores.inc(restored.detectors)
         return restored
 
     def _escalate(self, event: CaseEvent) -> None:

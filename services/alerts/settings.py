@@ -112,6 +112,12 @@ class AlertsSettings(ServiceSettings):
         "pending and parked deliveries, silences, notification groups; replayed at start-up. "
         "Default: `<cases_topic>.state`."
     )
+    detector_snapshot_interval_s: float = Field(
+        30.0, ge=0, description="How often the drop detectors' learned state (baseline, CUSUM) of "
+        "the scopes that changed is written to the state topic, so a restarted worker or the new "
+        "owner of a scope's partition goes on detecting at once instead of relearning; also written "
+        "at a graceful stop and when partitions are revoked. 0: only then."
+    )
     # API
     stream_quality_interval_s: float = Field(
         15.0, gt=0, description="Period of the `quality` event on GET /v1/stream."
@@ -126,7 +132,8 @@ class AlertsSettings(ServiceSettings):
         None, ge=1, description="Partitions of the repartition topics `<consumer_group>.by-scope` "
         "and `.by-customer` (detector state is spread over the workers by them) when they are "
         "created; default: as many as the scored topic has. Changing it later moves scopes and "
-        "customers between workers: their detector state is learned again."
+        "customers between workers: drop baselines move with their snapshots, churn histories "
+        "and surge windows are learned again."
     )
     use_uvloop: bool = Field(True, description="Run the event loop on uvloop.")
 

@@ -38,6 +38,7 @@ def flush_drop(book: Ledger, rt: DropRuntime, scope: DropScope, now: datetime,
     buf, scope.buf = scope.buf, []
     scope.last_at = now
     book.dirty_drop.pop(id(scope), None)
+    book.changed_drop[id(scope)] = (rt.name, scope)
     state, decisions = drop.update(cfg, scope.state, buf)
     scope.state = state
     scope.hot = state.active and state.s > HOT_FRACTION * state.h

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from schemas.alert import Alert
 from schemas.scored import ScoredEvent, SentimentLabel
 from services.alerts.detectors import surge
-from services.alerts.flows import ownership
+from services.alerts.flows import ownership, snapshots
 from services.alerts.flows.churn_risk import on_churn, resolve_quiet
 from services.alerts.flows.drops import flush_drop, new_drop_scope, resolve_cleared
 from services.alerts.flows.evidence import resolved
@@ -18,6 +18,7 @@ from services.alerts.flows.state import Ledger, Runtime
 from services.alerts.flows.surges import close_due_windows, flush_surge, new_surge_scope
 from services.alerts.flows.sweep import Runtimes, Sweeper
 from services.alerts.rules import RuleSet
+from services.alerts.state.detectors import DropSnapshot
 
 #: Default observations buffered per scope before the detector runs (see the package doc).
 BATCH_SIZE = 32
@@ -131,6 +132,18 @@ class AlertEvaluator:
         rebalance back would bring stale state that alerts the same condition again."""
         return ownership.evict(self._book, [*self._drop, *self._surge], self._churn,
                                keep_scope, keep_customer)
+
+    def snapshots(self, worker_id: str, *, buffered: bool = False) -> list[DropSnapshot]:
+        """Drop-detector state of the scopes that changed since the last call (with `buffered`,
+        also of those holding observations not yet run): records for the state topic."""
+        return snapshots.take(self._book, self._drop, worker_id, buffered=buffered)
+
+    def restore_snapshots(self, records: Iterable[DropSnapshot],
+                          keep_scope: Callable[[tuple[str, ...], tuple[str, ...]], bool],
+                          now: datetime) -> int:
+        """Learned drop-detector state of the scopes `keep_scope` accepts (before
+        :meth:`restore_firing`); scopes with live state keep it. Returns how many."""
+        return snapshots.restore(self._book, self._drop, records, keep_scope, now)
 
     def stats(self) -> dict[str, int]:
         """Sizes of the kept state (for metrics and tests)."""

@@ -2,10 +2,11 @@
 (:func:`restore_firing`), and the scopes and customers of partitions given away (:func:`evict`).
 
 Restored alerts are firing again here, so their condition is not alerted as new and resolves
-once when it clears. Detector state itself starts afresh (baselines are relearned), so
-clearing is judged on what comes after ``now``: a drop resolves after its quiet period, a
-churn risk after ``resolve.quiet_for`` without a negative experience (or a promoter), a surge
-when the scope's next window closes without it.
+once when it clears. Drop detectors get their learned state back from snapshots first
+(:mod:`.snapshots`, when the state topic has one); churn and surge state starts afresh. Clearing
+is judged on what comes after ``now``: a drop resolves after its quiet period, a churn risk
+after ``resolve.quiet_for`` without a negative experience (or a promoter), a surge when the
+scope's next window closes without it.
 """
 
 from __future__ import annotations

@@ -53,12 +53,14 @@ class Customer:
 
 @dataclass(slots=True)
 class Ledger:
-    """State shared across the rules: firing alerts by fingerprint, and the scopes with
-    buffered observations -> (runtime, scope, `now` of the first one)."""
+    """State shared across the rules: firing alerts by fingerprint, the scopes with buffered
+    observations -> (runtime, scope, `now` of the first one), the drop scopes to snapshot."""
 
     firing: dict[str, Alert] = field(default_factory=dict)
     dirty_drop: dict[int, tuple[DropRuntime, DropScope, datetime]] = field(default_factory=dict)
     dirty_surge: dict[int, tuple[SurgeRuntime, SurgeScope, datetime]] = field(default_factory=dict)
+    # drop scopes whose detector state changed since the last snapshot: id -> (rule name, scope)
+    changed_drop: dict[int, tuple[str, DropScope]] = field(default_factory=dict)
 
 
 DROP_VALUE: dict[str, Callable[[ScoredEvent], Any]] = {

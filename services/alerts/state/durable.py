@@ -6,6 +6,9 @@ Restored at start (see docs/reliability.md, "Alerts state across restarts"):
 
 * silences (every worker's): active and scheduled ones, not the expired or deleted; after the
   start the topic is followed, so a silence created on another worker applies here too;
+* the drop detectors' learned state (baselines, CUSUM statistics) of the scopes this worker
+  detects, so detection goes on at once (state/detectors.py; churn histories and surge windows
+  are relearned);
 * the evaluator's firing alerts whose condition has not cleared (the cases topic holds them),
   of the scopes and customers this worker detects, so they resolve when the condition clears;
 * the notifier's part, by the worker that notifies (the owner of the notify partition, see
@@ -27,6 +30,7 @@ from schemas.alert import Alert, AlertStatus
 from schemas.cases import Silence
 from services.alerts.cases.store import CaseStore
 from services.alerts.delivery.outbox import DELIVERED, Delivery
+from services.alerts.state.detectors import DropSnapshot
 from services.alerts.state.log import StateLog
 from services.alerts.state.records import (
     DeliveryRecord,
@@ -56,6 +60,16 @@ class StateWriter:
         if self.log is not None:
             self.log.put(silence_key(silence_id), None if silence is None else SilenceRecord(silence=silence))
 
+    def detectors(self, records: Iterable[DropSnapshot]) -> int:
+        """Drop-detector snapshots (flows/snapshots.py); returns how many were queued."""
+        if self.log is None:
+            return 0
+        n = 0
+        for record in records:
+            self.log.put(record.key(), record)
+            n += 1
+        return n
+
     def notifier(self, notifier: Any) -> None:
         """The groups that changed and the silences that expired since the last call."""
         groups, expired = notifier.take_changes()
@@ -78,6 +92,7 @@ class Restored:
     firing: int
     parked: int
     resumed: int
+    detectors: int = 0  # drop-detector scopes given their learned state back
 
 
 @dataclass(frozen=True)
@@ -113,10 +128,13 @@ def restore(runtime: Any, records: Iterable[StateRecord], now: datetime) -> Rest
     silences = [r.silence for r in records if isinstance(r, SilenceRecord) and r.silence.ends_at > now]
     for silence in silences:
         runtime.notifier.add_silence(silence)
+    # learned detector state first: a firing alert taken over then counts its quiet period on it
+    detectors = runtime.evaluator.restore_snapshots(
+        [r for r in records if isinstance(r, DropSnapshot)], runtime.holds_scope, now)
     firing = runtime.evaluator.restore_firing(firing_alerts(runtime.cases, runtime.detects), now)
     taken = take_over(runtime, records) if runtime.notifying else TakenOver(0, 0, 0)
     return Restored(silences=len(silences), groups=taken.groups, firing=firing,
-                    parked=taken.parked, resumed=taken.resumed)
+                    parked=taken.parked, resumed=taken.resumed, detectors=detectors)
 
 
 def apply_remote(runtime: Any, key: str, record: StateRecord | None, now: datetime) -> None:

@@ -7,7 +7,9 @@ The state topic is compacted and keyed: the latest record of a key is the state,
   delivered), with its notification and the worker that wrote it last;
 * ``silence/<silence_id>``: a silence (tombstone when deleted or expired), shared by all workers;
 * ``group/<group_key>``: a notification group (what its receiver was told: firing alerts,
-  sequence, last send), tombstone when the group ends.
+  sequence, last send), tombstone when the group ends;
+* ``detector/drop/<rule>/<scope key>``: a drop detector's learned state for one scope
+  (detectors.py), written by the scope's owner periodically and when it stops or loses it.
 
 Deliveries and groups belong to no worker: they are the notifier's, and the notifier is
 whichever worker owns the notify topic's one partition (handover.py); a worker that takes the
@@ -26,6 +28,7 @@ from schemas.cases import Silence
 from services.alerts.delivery.outbox import Delivery
 from services.alerts.notify import Notification
 from services.alerts.notify.snapshot import GroupSnapshot
+from services.alerts.state.detectors import DropSnapshot
 
 
 class NotificationRecord(BaseModel):
@@ -95,7 +98,8 @@ class GroupRecord(BaseModel):
     group: GroupSnapshot
 
 
-StateRecord = Annotated[DeliveryRecord | SilenceRecord | GroupRecord, Field(discriminator="kind")]
+StateRecord = Annotated[DeliveryRecord | SilenceRecord | GroupRecord | DropSnapshot,
+                        Field(discriminator="kind")]
 _RECORD: TypeAdapter[StateRecord] = TypeAdapter(StateRecord)
 
 

@@ -1,0 +1,80 @@
+"""Drop-detector state in and out of snapshots (state/detectors.py), so a scope keeps its
+learned baseline across a restart and moves with its partition on a rebalance.
+
+Taking a snapshot reads the scopes whose detector ran since the last one (``Ledger.changed_drop``,
+one dict entry per detector run: nothing is encoded on the hot path) and, when the worker stops
+or gives its partitions away, the scopes with buffered observations too. Restoring never
+overwrites live state: a scope that has seen events here is newer than any snapshot of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from services.alerts.detectors import drop
+from services.alerts.flows.drops import HOT_FRACTION, new_drop_scope, rederive
+from services.alerts.flows.state import DropRuntime, DropScope, Ledger
+from services.alerts.state.detectors import DropSnapshot, same_config, snapshot
+
+KeepScope = Callable[[tuple[str, ...], tuple[str, ...]], bool]
+
+
+def take(book: Ledger, runtimes: Iterable[DropRuntime], worker_id: str, *,
+         buffered: bool) -> list[DropSnapshot]:
+    """Snapshots of the scopes that changed since the last call (and, with `buffered`, of
+    those holding observations the detector has not run yet)."""
+    by_name = {rt.name: rt for rt in runtimes}
+    changed = dict(book.changed_drop)
+    book.changed_drop.clear()
+    if buffered:
+        for runtime, dirty, _since in book.dirty_drop.values():
+            changed.setdefault(id(dirty), (runtime.name, dirty))
+    out = []
+    for name, scope in changed.values():
+        level, values = tuple(scope.labels), tuple(scope.labels.values())
+        rt = by_name.get(name)
+        if rt is None or rt.tables.get(level, {}).get(values) is not scope:
+            continue  # evicted, swept, or its rule went away in a reload
+        config: drop.DropConfig = scope.eff.config  # type: ignore[assignment]
+        out.append(snapshot(name, level, values, config, scope.state, scope.buf, worker_id))
+    return out
+
+
+def restore(book: Ledger, runtimes: Iterable[DropRuntime], records: Iterable[DropSnapshot],
+            keep: KeepScope, now: datetime) -> int:
+    """Give the scopes `keep` accepts their snapshotted state; returns how many."""
+    by_name = {rt.name: rt for rt in runtimes}
+    restored = 0
+    for record in records:
+        rt = by_name.get(record.rule)
+        level, values = tuple(record.level), tuple(record.values)
+        if rt is None or level not in rt.levels or not keep(level, values):
+            continue
+        restored += _restore_scope(book, rt, record, level, values, now)
+    return restored
+
+
+def _restore_scope(book: Ledger, rt: DropRuntime, record: DropSnapshot, level: tuple[str, ...],
+                   values: tuple[str, ...], now: datetime) -> bool:
+    scope: DropScope | None = rt.tables[level].get(values)
+    if scope is not None and (scope.state.n_seen or scope.buf):
+        return False  # live state here is newer
+    eff = rt.eff(dict(zip(level, values, strict=True)))
+    config: drop.DropConfig = eff.config  # type: ignore[assignment]
+    if not eff.enabled or record.config.get("metric") != config.metric:
+        return False
+    state = record.drop_state()
+    if state is None:
+        return False
+    if not same_config(record, config):
+        state = rederive(config, state)  # the baseline stays, weights and threshold follow the rule
+    scope = scope or new_drop_scope(rt, level, values, now)
+    scope.state = state
+    scope.buf = list(record.buffered)  # type: ignore[arg-type]  # at is None only for foreign input
+    scope.hot = state.active and state.s > HOT_FRACTION * state.h
+    if scope.buf:
+        book.dirty_drop[id(scope)] = (rt, scope, now)
+    if scope.alert is not None:  # taken over before: its quiet period counts from here
+        scope.last_alarm_n = state.n_seen
+    return True

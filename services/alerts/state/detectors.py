@@ -1,0 +1,120 @@
+"""Drop-detector state on the state topic: one ``detector/drop/<rule>/<scope key>`` record per
+rule and scope (its learned baseline, CUSUM statistic, open block and window, waiting blocks,
+and the observations buffered but not yet run through the detector).
+
+A record carries the detector version it was written by. The state layout belongs to the
+major version (``detectors-<major>.<minor>.<patch>``): a record of another major version is
+ignored (logged) and that scope learns its baseline again. The rule's configuration at the
+time is kept too: under a changed configuration the learned baseline is kept and the CUSUM
+weights and threshold are derived again (as a rules reload does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from services.alerts.detectors import drop
+from services.alerts.detectors.version import DETECTOR_VERSION
+from services.alerts.repartition import level_key
+
+log = logging.getLogger("ksp.alerts.state")
+
+Buffered = tuple[str, datetime | None, float]
+
+
+class DropStateModel(BaseModel):
+    """:class:`~services.alerts.detectors.drop.DropState` as JSON (``h`` None: not yet derived)."""
+
+    n_seen: int
+    base: list[float]
+    base_w2: float
+    active: bool
+    weights: list[float]
+    h: float | None
+    block: list[float]
+    block_len: int
+    pending: list[tuple[int, list[float]]]
+    s: float
+    win: list[float]
+    win_n: int
+    win_start: datetime | None
+    win_end: datetime | None
+    examples: list[str]
+    alarms: int
+
+    @classmethod
+    def of(cls, st: drop.DropState) -> DropStateModel:
+        return cls(n_seen=st.n_seen, base=list(st.base), base_w2=st.base_w2, active=st.active,
+                   weights=list(st.weights), h=None if math.isinf(st.h) else st.h, block=list(st.block),
+                   block_len=st.block_len, pending=[(n, list(c)) for n, c in st.pending], s=st.s,
+                   win=list(st.win), win_n=st.win_n, win_start=st.win_start, win_end=st.win_end,
+                   examples=list(st.examples), alarms=st.alarms)
+
+    def state(self) -> drop.DropState:
+        return drop.DropState(
+            n_seen=self.n_seen, base=list(self.base), base_w2=self.base_w2, active=self.active,
+            weights=tuple(self.weights), h=math.inf if self.h is None else self.h, block=list(self.block),
+            block_len=self.block_len, pending=[(n, tuple(c)) for n, c in self.pending], s=self.s,
+            win=list(self.win), win_n=self.win_n, win_start=self.win_start, win_end=self.win_end,
+            examples=list(self.examples), alarms=self.alarms)
+
+
+class DropSnapshot(BaseModel):
+    kind: Literal["detector"] = "detector"
+    detector: Literal["drop"] = "drop"
+    detector_version: str = Field(description="DETECTOR_VERSION of the writer; its major version "
+                                  "must match the reader's, or the record is ignored.")
+    worker_id: str = Field(description="The worker that wrote it (for operators; not an owner).")
+    rule: str
+    level: list[str] = Field(description="The scope level's label names.")
+    values: list[str] = Field(description="The scope's label values at that level.")
+    config: dict[str, Any] = Field(description="The rule's DropConfig when it was written.")
+    # raw until the version is checked: another major version may have another layout
+    state: dict[str, Any]
+    buffered: list[Buffered] = Field(default_factory=list)
+
+    def key(self) -> str:
+        return detector_key(self.rule, tuple(self.level), tuple(self.values))
+
+    def compatible(self) -> bool:
+        return _major(self.detector_version) == _major(DETECTOR_VERSION)
+
+    def drop_state(self) -> drop.DropState | None:
+        """The detector state, or None (logged) when written by an incompatible version."""
+        if not self.compatible():
+            log.warning("detector state %s ignored: written by %s, this is %s (learned again)",
+                        self.key(), self.detector_version, DETECTOR_VERSION)
+            return None
+        try:
+            return DropStateModel.model_validate(self.state).state()
+        except ValidationError as exc:
+            log.warning("detector state %s ignored: unreadable (%s)", self.key(), exc.error_count())
+            return None
+
+
+def detector_key(rule: str, level: tuple[str, ...], values: tuple[str, ...]) -> str:
+    """The record's key; the scope part is the by-scope partition key (repartition.level_key)."""
+    return f"detector/drop/{rule}/{level_key(level, values).decode()}"
+
+
+def snapshot(rule: str, level: tuple[str, ...], values: tuple[str, ...], config: drop.DropConfig,
+             state: drop.DropState, buffered: Sequence[Buffered], worker_id: str) -> DropSnapshot:
+    return DropSnapshot(detector_version=DETECTOR_VERSION, worker_id=worker_id, rule=rule,
+                        level=list(level), values=list(values), config=dataclasses.asdict(config),
+                        state=DropStateModel.of(state).model_dump(mode="json"),
+                        buffered=[(e, at, float(v)) for e, at, v in buffered])
+
+
+def same_config(record: DropSnapshot, config: drop.DropConfig) -> bool:
+    return record.config == dataclasses.asdict(config)
+
+
+def _major(version: str) -> str:
+    return version.rsplit("-", 1)[-1].split(".", 1)[0]

@@ -1,0 +1,156 @@
+"""Drop-detector snapshots (services/alerts/state/detectors.py, flows/snapshots.py), without a
+broker: the encoding round-trips exactly, a restored evaluator decides exactly as the one it was
+taken from, and a snapshot never replaces live state, another version's state or another
+worker's scopes."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.alert import AlertStatus
+from services.alerts.detectors import drop
+from services.alerts.flows import AlertEvaluator
+from services.alerts.state.detectors import DropSnapshot, snapshot
+from services.alerts.state.records import decode, encode
+from tests.alerts.test_flows import DROP_RULES, DROPPED, IN_CONTROL, nps_stream, rules_yaml
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SMALL = drop.DropConfig(metric="nps", shift=20, warmup_n=60, block_n=10, hold_n=30, arl0=2000, min_n=5)
+
+
+def observations(values: list[int], start: int = 0) -> list[drop.Observation]:
+    return [drop.Observation(f"e-{start + i}", T0 + timedelta(minutes=start + i), v)
+            for i, v in enumerate(values)]
+
+
+def through_the_topic(record: DropSnapshot) -> DropSnapshot:
+    decoded = decode(encode(record))
+    assert isinstance(decoded, DropSnapshot)
+    return decoded
+
+
+# ----------------------------------------------------------------------------- encoding
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.integers(0, 10), max_size=400),
+       buffered=st.lists(st.integers(0, 10), max_size=40),
+       metric=st.sampled_from(["nps", "detractor_share", "top_box", "mean"]))
+def test_a_snapshot_round_trips_exactly(values: list[int], buffered: list[int], metric: str) -> None:
+    """Whatever the detector has been through (warming up, active, mid-window, after alarms),
+    the state read back equals it field for field, and so do the buffered observations."""
+    cfg = drop.DropConfig(metric=metric, shift=2.0 if metric == "mean" else 0.2 if metric != "nps" else 20,  # type: ignore[arg-type]
+                          warmup_n=60, block_n=10, hold_n=30, arl0=2000, min_n=5)
+    state, _ = drop.update(cfg, drop.new_state(cfg), observations(values))
+    buf = [(o.event_id, o.at, float(o.value)) for o in observations(buffered, len(values))]
+    record = through_the_topic(snapshot("r", ("unit",), ("berlin",), cfg, state, buf, "w1"))
+    assert record.drop_state() == state
+    assert record.buffered == buf
+    assert record.key() == 'detector/drop/r/["unit","berlin"]'
+
+
+@settings(max_examples=40, deadline=None)
+@given(before=st.lists(st.integers(0, 10), min_size=60, max_size=300),
+       after=st.lists(st.integers(0, 10), max_size=200))
+def test_the_restored_state_decides_as_the_original(before: list[int], after: list[int]) -> None:
+    state, _ = drop.update(SMALL, drop.new_state(SMALL), observations(before))
+    restored = through_the_topic(snapshot("r", (), (), SMALL, state, [], "w1")).drop_state()
+    assert restored is not None
+    later = observations(after, len(before))
+    assert drop.update(SMALL, restored, later) == drop.update(SMALL, state, later)
+
+
+# ----------------------------------------------------------------------------- evaluator
+
+
+def learned_then_dropped(seed: int = 3) -> tuple[list, list]:  # type: ignore[type-arg]
+    rng = random.Random(seed)
+    return nps_stream(rng, IN_CONTROL, 1000, 0), nps_stream(rng, DROPPED, 300, 1000)
+
+
+def first_firing(ev: AlertEvaluator, events: list) -> int | None:  # type: ignore[type-arg]
+    """How many of `events` the evaluator takes until its first drop alert fires."""
+    for i, e in enumerate(events, 1):
+        if any(a.status is AlertStatus.firing for a in ev.on_scored(e, e.event.occurred_at)):
+            return i
+    return None
+
+
+def test_a_restored_evaluator_detects_the_drop_exactly_when_the_original_does() -> None:
+    learn, drop_events = learned_then_dropped()
+    original, restored, fresh = (AlertEvaluator(rules_yaml(DROP_RULES)) for _ in range(3))
+    for e in learn:
+        original.on_scored(e, e.event.occurred_at)
+    records = [through_the_topic(r) for r in original.snapshots("w1", buffered=True)]
+    assert {tuple(r.level) for r in records} == {("touchpoint", "unit", "segment"), ("touchpoint", "unit")}
+    assert restored.restore_snapshots(records, lambda names, key: True, learn[-1].event.occurred_at) == 2
+    expected = first_firing(original, drop_events)
+    assert expected is not None and expected < 200
+    assert first_firing(restored, drop_events) == expected
+    assert first_firing(fresh, drop_events[:expected]) is None  # without it: still learning
+
+
+def test_only_changed_scopes_are_snapshotted_again() -> None:
+    learn, _ = learned_then_dropped()
+    ev = AlertEvaluator(rules_yaml(DROP_RULES))
+    for e in learn:
+        ev.on_scored(e, e.event.occurred_at)
+    assert len(ev.snapshots("w1")) == 2
+    assert ev.snapshots("w1") == []  # nothing ran since
+    other = nps_stream(random.Random(1), IN_CONTROL, 40, 5000)
+    for e in other:  # 40 events of one scope: one detector run (batch of 32), 8 buffered
+        ev.on_scored(e.model_copy(update={"event": e.event.model_copy(update={"segment": "business"})}),
+                     e.event.occurred_at)
+    assert sorted(r.values for r in ev.snapshots("w1")) == [["store", "berlin-mitte"],
+                                                            ["store", "berlin-mitte", "business"]]
+    assert ev.snapshots("w1", buffered=True) != []  # their buffers, at a stop or revocation
+
+
+def test_live_state_and_other_workers_scopes_are_not_replaced() -> None:
+    learn, _ = learned_then_dropped()
+    ev = AlertEvaluator(rules_yaml(DROP_RULES))
+    for e in learn:
+        ev.on_scored(e, e.event.occurred_at)
+    records = ev.snapshots("w1", buffered=True)
+    now = learn[-1].event.occurred_at
+    assert ev.restore_snapshots(records, lambda names, key: True, now) == 0  # its own scopes are newer
+    other = AlertEvaluator(rules_yaml(DROP_RULES))
+    assert other.restore_snapshots(records, lambda names, key: len(names) == 2, now) == 1
+    assert other.stats()["drop_scopes"] == 1
+
+
+def test_a_snapshot_of_another_major_version_is_ignored_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    learn, _ = learned_then_dropped()
+    ev = AlertEvaluator(rules_yaml(DROP_RULES))
+    for e in learn:
+        ev.on_scored(e, e.event.occurred_at)
+    records = [r.model_copy(update={"detector_version": "detectors-2.0.0"}) for r in ev.snapshots("w1")]
+    fresh = AlertEvaluator(rules_yaml(DROP_RULES))
+    with caplog.at_level(logging.WARNING, "ksp.alerts.state"):
+        assert fresh.restore_snapshots(records, lambda names, key: True, T0) == 0
+    assert "written by detectors-2.0.0" in caplog.text
+    same_major = [r.model_copy(update={"detector_version": "detectors-1.9.3"}) for r in records]
+    assert fresh.restore_snapshots(same_major, lambda names, key: True, T0) == 2
+
+
+def test_under_a_changed_rule_the_baseline_is_kept_and_the_threshold_follows() -> None:
+    learn, _ = learned_then_dropped()
+    ev = AlertEvaluator(rules_yaml(DROP_RULES))
+    for e in learn:
+        ev.on_scored(e, e.event.occurred_at)
+    records = ev.snapshots("w1", buffered=True)
+    stricter = AlertEvaluator(rules_yaml(DROP_RULES.replace("arl0: 20000", "arl0: 200000")))
+    assert stricter.restore_snapshots(records, lambda names, key: True, T0) == 2
+    [before] = [r.drop_state() for r in records if len(r.level) == 2]
+    [after] = [s.state for rt in stricter._drop for s in rt.scopes.values() if len(s.labels) == 2]
+    assert before is not None and after.base == before.base and after.n_seen == before.n_seen
+    assert after.h > before.h  # a rarer false alarm asked for: a higher threshold
+    other_metric = AlertEvaluator(rules_yaml(DROP_RULES.replace("metric: nps", "metric: detractor_share")
+                                             .replace("shift: 20", "shift: 0.1")))
+    assert other_metric.restore_snapshots(records, lambda names, key: True, T0) == 0
