@@ -44,7 +44,8 @@ class Tuning:
 
 
 # Set on the dev sets by grid search over these few rule parameters (no word was learnt from
-# the data). English tweets to an airline rarely mention a problem in passing, hence any net
+# the data); tuning.py holds the grid and objective, and crossval.py the held-out estimate of
+# the procedure (figures on the same sets are in-sample: docs/analysts.md). English tweets to an airline rarely mention a problem in passing, hence any net
 # negativity counts; German documents include news pages, hence heavy damping of long texts.
 TUNING: dict[str, Tuning] = {
     "en": Tuning(pos_threshold=0.5, neg_threshold=-0.05, neg_weight=2.0, long_tokens=30),

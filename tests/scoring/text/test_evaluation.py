@@ -38,7 +38,7 @@ def test_german_germeval_reaches_the_targets(report: dict[str, Any]) -> None:
     de = report["de"]
     assert de["n"] == 2555
     # Targets; text-1.0.0 reaches accuracy 0.7515 and macro-F1 0.5565 (majority 0.654/0.264),
-    # narrowly: its thresholds were tuned on this same set.
+    # narrowly and in-sample only: its thresholds were tuned on this same set (held out: below).
     assert de["accuracy"] >= 0.75
     assert de["macro_f1"] >= 0.55
     assert de["accuracy"] > de["majority_baseline"]["accuracy"] + 0.08
@@ -46,10 +46,39 @@ def test_german_germeval_reaches_the_targets(report: dict[str, Any]) -> None:
         assert de["macro_f1"] > de["vader_macro_f1"]
 
 
-def test_latency_per_comment(report: dict[str, Any]) -> None:
-    # Target: median and p99 <= 5 ms on one core. CPU time of the calling thread is what one
-    # core spends; wall-clock bounds are looser since CI shares the machine.
+def test_latency_per_comment_is_reported(report: dict[str, Any]) -> None:
+    # The target (<= 5 ms per comment on one core) is judged by `make bench` (text section),
+    # not here: timings on a shared machine do not belong in a test.
     for lang in ("en", "de"):
-        assert report[lang]["cpu_ms"]["median"] <= 1.0
-        assert report[lang]["cpu_ms"]["p99"] <= 6.0
-        assert report[lang]["latency_ms"]["p99"] <= 15.0
+        for clock in ("cpu_ms", "latency_ms"):
+            timing = report[lang][clock]
+            assert 0 < timing["median"] <= timing["p99"]
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+def test_cross_validated_figures_are_reported_beside_the_in_sample_ones(
+    report: dict[str, Any], lang: str
+) -> None:
+    cv = report[lang]["cross_validation"]
+    assert cv["k"] == 5 and cv["grid_points"] >= 100
+    # The fast path (lexical part once, rules per grid point) reproduces analyse() exactly.
+    shipped = cv["in_sample_shipped"]
+    assert shipped == {"accuracy": report[lang]["accuracy"], "macro_f1": report[lang]["macro_f1"]}
+    for metric in ("accuracy", "macro_f1"):
+        held_out = cv["held_out"][metric]
+        assert len(held_out["folds"]) == 5 and held_out["sd"] > 0
+        # Tuned and scored on the same rows is optimistic: held out is no better, within noise
+        # (two standard errors of the mean over the folds).
+        assert held_out["mean"] <= shipped[metric] + 2 * held_out["sd"] / 5**0.5
+    # The shipped rules are the grid's in-sample optimum: the grid reproduces their tuning.
+    assert cv["in_sample_grid_best"]["changes"] == {}
+    assert cv["folds_choosing_shipped"] >= 3
+
+
+def test_held_out_quality(report: dict[str, Any]) -> None:
+    # Honest figures (5-fold CV of the tuning procedure), text-1.0.0 in the comments. English
+    # meets its macro-F1 target held out; German accuracy does not (0.744 vs >= 0.75).
+    en, de = report["en"]["cross_validation"], report["de"]["cross_validation"]
+    assert en["held_out"]["macro_f1"]["mean"] >= 0.65  # 0.6549 +- 0.027 (sd over folds)
+    assert de["held_out"]["accuracy"]["mean"] >= 0.74  # 0.744 +- 0.014; in-sample 0.7515
+    assert de["held_out"]["macro_f1"]["mean"] >= 0.55  # 0.5563 +- 0.027
