@@ -34,7 +34,6 @@ from bench.infra import (
     percentile,
     progress,
     unique,
-    wait_http,
 )
 from bench.procs import PeakSampler, cpu_seconds
 from deploy.embedded.process import free_port
@@ -185,35 +184,30 @@ def run_once(inf: Infra, rate: float, seconds: float, batch: int = 20, probe_eve
 
     create_topics(inf.bootstrap, Topics().all())
     hook = Webhook()
-    ports = {"ingest": free_port(), "scoring": free_port(), "alerts": free_port()}
     common = {"KSP_WEBHOOK_URLS": json.dumps([hook.url])}
     progress("  e2e: starting ingest, scoring, alerts")
-    procs = {
-        "ingest": inf.service("ingest", "ingest", KSP_PORT=str(ports["ingest"]), **common),
-        "scoring": inf.service("scoring", "scoring", KSP_WEB_PORT=str(ports["scoring"]), **common),
-        "alerts": inf.service("alerts", "alerts", KSP_API_PORT=str(ports["alerts"]), **common),
-    }
+    services = {name: inf.start_service(name, **common) for name in ("ingest", "scoring", "alerts")}
+    urls = {name: service.url for name, service in services.items()}
     sampler = None
     try:
-        wait_http(f"http://127.0.0.1:{ports['ingest']}/readyz", 60, procs["ingest"])
-        wait_http(f"http://127.0.0.1:{ports['scoring']}/readyz", 60, procs["scoring"])
+        services["ingest"].wait_ready(60)
+        services["scoring"].wait_ready(60)
         alerts_error = None
         try:
-            wait_http(f"http://127.0.0.1:{ports['alerts']}/readyz", 60, procs["alerts"])
+            services["alerts"].wait_ready(60)
         except (RuntimeError, TimeoutError) as exc:  # still measure ingest -> ClickHouse without alerts
-            alerts_error = f"alerts service not ready: {exc}; log tail: " + (
-                procs["alerts"].log_path.read_text(errors="replace")[-600:] if procs["alerts"].log_path else "")
+            alerts_error = f"alerts service not ready: {exc}; log tail: " + services["alerts"].log_tail(600)
             progress(f"  e2e: {alerts_error[:200]}")
             inf.stop_child("alerts", grace=2)
         source = unique("e2e").replace(".", "-")
-        _warm_up(f"http://127.0.0.1:{ports['ingest']}", inf.clickhouse_url, source + "-warmup")
+        _warm_up(urls["ingest"], inf.clickhouse_url, source + "-warmup")
         sampler = PeakSampler(inf.pids()).start()
         events = make_events(2000, seed=41, source=source)
         progress(f"  e2e: offering {rate:g} events/s for {seconds:g} s (+ a churn probe every {probe_every_s:g} s)")
         pids = inf.pids()
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         offer_started_ms = int(time.time() * 1000)
-        offer = asyncio.run(_offer(f"http://127.0.0.1:{ports['ingest']}", events, rate, seconds, batch,
+        offer = asyncio.run(_offer(urls["ingest"], events, rate, seconds, batch,
                                    probe_every_s, source))
         probes = offer.pop("probes")
         expected = offer["accepted_events"]
@@ -240,7 +234,7 @@ def run_once(inf: Infra, rate: float, seconds: float, batch: int = 20, probe_eve
         finally:
             client.close()
         try:
-            metrics = httpx.get(f"http://127.0.0.1:{ports['alerts']}/metrics", timeout=5).text
+            metrics = httpx.get(f"{urls['alerts']}/metrics", timeout=5).text
         except httpx.HTTPError as exc:
             metrics = f"unavailable: {exc!r}"
         alert_latencies = [hook.received[p] - sent for p, sent in probes.items() if p in hook.received]

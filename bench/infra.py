@@ -6,7 +6,6 @@ import asyncio
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -14,15 +13,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from deploy.embedded.kafka import EmbeddedKafka
+from deploy.embedded.launcher import PORT_SETTING, Service, ServiceStack, http_ok
 from deploy.embedded.process import ManagedProcess, free_port
 
-KSP = [sys.executable, "-m", "services.cli"]
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 4  # Tansu auto-creates topics with 4 partitions; `ksp topics` also uses 4
 
@@ -92,18 +92,13 @@ class Infra:
     def clickhouse_url(self) -> str:
         return self.clickhouse.url if self.clickhouse else "http://127.0.0.1:1"
 
+    @cached_property
+    def stack(self) -> ServiceStack:
+        """The services' launcher on this broker and ClickHouse (created once ClickHouse is known)."""
+        return ServiceStack(self.bootstrap, self.clickhouse_url, self.workdir, env={"KSP_LOG__LEVEL": "warning"})
+
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "KSP_PROFILE": "dev",
-            "KSP_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
-            "KSP_CLICKHOUSE__URL": self.clickhouse_url,
-            "KSP_LOG__LEVEL": "warning",
-            "KSP_LOG__JSON_FORMAT": "true",
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.update(extra)
-        return env
+        return self.stack.env(**extra)
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
         proc = ManagedProcess(name, argv, env=env, log_path=self.workdir / f"{name}.log", cwd=REPO)
@@ -111,8 +106,19 @@ class Infra:
         self.children[name] = proc
         return proc
 
+    def start_service(self, name: str, command: str | None = None, **env: str) -> Service:
+        """`ksp <command>` started (not awaited) on this infrastructure, with its port and URL."""
+        return self._start(self.stack.add(name, command, env=env))
+
     def service(self, name: str, command: str, **env: str) -> ManagedProcess:
-        return self.spawn(name, [*KSP, command], self.env(**env))
+        """Like `start_service`, on the port the caller put in `env` (if any)."""
+        port = env.get(PORT_SETTING[command])
+        return self._start(self.stack.add(name, command, env=env, port=int(port) if port else None)).process
+
+    def _start(self, service: Service) -> Service:
+        service.process.start()
+        self.children[service.name] = service.process
+        return service
 
     def stop_child(self, name: str, grace: float = 10.0) -> None:
         proc = self.children.pop(name, None)
@@ -163,20 +169,9 @@ def create_topics(bootstrap: str, names: list[str]) -> None:
     ensure_topics(KafkaSettings(bootstrap_servers=bootstrap, topic_partitions=PARTITIONS), names)
 
 
-def wait_http(url: str, timeout: float, proc: ManagedProcess | None = None) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and not proc.alive():
-            raise RuntimeError(f"{proc.name} exited; see {proc.log_path}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
+def wait_http(url: str, timeout: float, proc: ManagedProcess) -> None:
+    """Until `url` answers 200; fails early when `proc` exits."""
+    proc.wait_ready(lambda: http_ok(url), timeout=timeout)
 
 
 # ---------------------------------------------------------------- Kafka helpers (aiokafka)

@@ -23,10 +23,8 @@ from bench.infra import (
     produce_all,
     progress,
     unique,
-    wait_http,
 )
 from bench.procs import cpu_seconds, loadavg
-from deploy.embedded.process import free_port
 
 
 def _drain(inf: Infra, topic: str, n: int, timeout: float, started: float, pid: int | None) -> dict[str, Any]:
@@ -82,16 +80,14 @@ def run_once(inf: Infra, n: int, timeout: float) -> dict[str, Any]:
     progress(f"  scoring: one Faust scoring worker (sink off) over {n} events")
     scored, dead, aggregates = unique("scored-faust"), unique("dead-faust"), unique("aggregates-faust")
     create_topics(inf.bootstrap, [scored, dead, aggregates])  # Tansu drops sends to unknown topics
-    port = free_port()
     group = unique("scoring-group").replace(".", "-")
     started = time.monotonic()
-    proc = inf.service("scoring", "scoring", KSP_SINK_ENABLED="false", KSP_TOPICS__RAW=raw,
-                       KSP_TOPICS__SCORED=scored, KSP_TOPICS__DEADLETTER=dead, KSP_TOPICS__AGGREGATES=aggregates,
-                       KSP_CONSUMER_GROUP=group,
-                       KSP_WORKER_ID=group, KSP_WEB_PORT=str(port))
+    worker = inf.start_service("scoring", KSP_SINK_ENABLED="false", KSP_TOPICS__RAW=raw,
+                               KSP_TOPICS__SCORED=scored, KSP_TOPICS__DEADLETTER=dead, KSP_TOPICS__AGGREGATES=aggregates,
+                               KSP_CONSUMER_GROUP=group, KSP_WORKER_ID=group)
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", 60, proc)
-        out["faust_worker"] = _drain(inf, scored, n, timeout, started, proc.pid)
+        worker.wait_ready(60, "/healthz")
+        out["faust_worker"] = _drain(inf, scored, n, timeout, started, worker.process.pid)
     finally:
         inf.stop_child("scoring", grace=10)
 

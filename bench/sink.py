@@ -18,10 +18,8 @@ from bench.infra import (
     produce_all,
     progress,
     unique,
-    wait_http,
 )
 from bench.procs import cpu_seconds
-from deploy.embedded.process import free_port
 
 
 def scored_values(n: int, source: str) -> tuple[list[bytes], list[bytes]]:
@@ -54,14 +52,14 @@ def run_once(inf: Infra, n: int, timeout: float) -> dict[str, Any]:
     asyncio.run(produce_all(inf.bootstrap, scored, values, keys))
     progress(f"  sink: scoring worker with an empty raw topic stores {n} scored events")
     client = connect(ClickHouseSettings(url=inf.clickhouse_url))
-    port = free_port()
     group = unique("sink-worker").replace(".", "-")
     started = time.monotonic()
-    proc = inf.service("sink", "scoring", KSP_TOPICS__RAW=raw, KSP_TOPICS__SCORED=scored,
-                       KSP_TOPICS__DEADLETTER=dead, KSP_CONSUMER_GROUP=group, KSP_SINK_GROUP=f"{group}-sink",
-                       KSP_WORKER_ID=group, KSP_WEB_PORT=str(port))
+    sink = inf.start_service("sink", "scoring", KSP_TOPICS__RAW=raw, KSP_TOPICS__SCORED=scored,
+                             KSP_TOPICS__DEADLETTER=dead, KSP_CONSUMER_GROUP=group, KSP_SINK_GROUP=f"{group}-sink",
+                             KSP_WORKER_ID=group)
+    proc = sink.process
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", 60, proc)
+        sink.wait_ready(60, "/healthz")
         first_t, first_rows, rows, last_t, cpu0 = None, 0, 0, None, 0.0
         deadline = time.monotonic() + timeout
         while rows < n and time.monotonic() < deadline:

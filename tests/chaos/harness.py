@@ -17,7 +17,6 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,14 +25,12 @@ from typing import Any
 
 import httpx
 
-from deploy.embedded.process import ManagedProcess, free_port
-from schemas.topics import Topics
-from services.common.clickhouse import connect, migrate
-from services.common.kafka import ensure_topics
-from services.common.settings import ClickHouseSettings, KafkaSettings
+from deploy.embedded.launcher import RunScope, ServiceStack, http_ok, wait_until
+from deploy.embedded.process import free_port
+from services.common.clickhouse import connect
+from services.common.settings import ClickHouseSettings
 
-ROOT = Path(__file__).resolve().parents[2]
-KSP = [sys.executable, "-m", "services.cli"]
+__all__ = ["http_ok", "wait_until"]  # part of the harness's vocabulary for the chaos tests and the soak
 BROKEN_SCORING = [sys.executable, "-m", "tests.chaos.broken_scoring"]
 CHURN_TEXT = "Ich kündige meinen Vertrag, der Service war eine Katastrophe."
 COMMENTS = [
@@ -43,23 +40,6 @@ COMMENTS = [
     "Great service, I will recommend you to my friends!",
 ]
 MARKER_ENV = "KSP_CHAOS_MARKER"
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        return httpx.get(url, timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 # --------------------------------------------------------------------------- webhook receiver
@@ -127,6 +107,22 @@ class FreezableReceiver:
 # --------------------------------------------------------------------------- the stack
 
 
+# ingest answers 503 quickly while the broker is frozen and has no rate limit for the load; the
+# sink backs off briefly; alerts time out fast, so that a frozen receiver parks an alert within seconds.
+CHAOS_ENV = {
+    "KSP_PRODUCE_TIMEOUT_S": "3",
+    "KSP_RETRY_AFTER_S": "1",
+    "KSP_RATE_LIMIT_ENABLED": "false",
+    "KSP_AUTH_ENABLED": "false",
+    "KSP_SINK_BACKOFF_MAX_S": "2",
+    "KSP_WEBHOOK_SECRET": "chaos-secret",
+    "KSP_DELIVERY_ATTEMPTS": "4",
+    "KSP_DELIVERY_BACKOFF_S": "0.25",
+    "KSP_DELIVERY_TIMEOUT_S": "0.5",
+    "KSP_DELIVERY_BACKOFF_MAX_S": "1",
+}
+
+
 @dataclass
 class Stack:
     """ingest + scoring (+ alerts) as real processes on their own topics and groups."""
@@ -137,94 +133,46 @@ class Stack:
     receivers: list[FreezableReceiver] = field(default_factory=list)
     with_alerts: bool = True
     services: tuple[str, ...] = ("ingest", "scoring", "alerts")
-    scoring_argv: list[str] = field(default_factory=lambda: [*KSP, "scoring"])
+    scoring_argv: list[str] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     def __post_init__(self) -> None:
-        rid = self.run_id
-        self.topics = Topics(raw=f"chaos.{rid}.raw", scored=f"chaos.{rid}.scored",
-                             deadletter=f"chaos.{rid}.deadletter", alerts=f"chaos.{rid}.alerts")
-        self.ports = {"ingest": free_port(), "scoring": free_port(), "alerts": free_port()}
-        self.marker = f"chaos-{rid}"
+        scope = RunScope(f"chaos-{self.run_id}")
+        self.topics = scope.topics
+        self.marker = scope.prefix
         for i, receiver in enumerate(self.receivers):  # how the alerts service names fallback webhooks
             receiver.channel = "webhook" if i == 0 else f"webhook-{i + 1}"
-        base = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-            "KSP_PROFILE": "dev",
-            MARKER_ENV: self.marker,
-            "KSP_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
-            "KSP_CLICKHOUSE__URL": self.clickhouse_url,
-            "KSP_TOPICS__RAW": self.topics.raw,
-            "KSP_TOPICS__SCORED": self.topics.scored,
-            "KSP_TOPICS__DEADLETTER": self.topics.deadletter,
-            "KSP_TOPICS__ALERTS": self.topics.alerts,
-            "KSP_LOG__JSON_FORMAT": "true",
-            # ingest: answer 503 quickly while the broker is frozen; no rate limit for the load
-            "KSP_PORT": str(self.ports["ingest"]),
-            "KSP_PRODUCE_TIMEOUT_S": "3",
-            "KSP_RETRY_AFTER_S": "1",
-            "KSP_RATE_LIMIT_ENABLED": "false",
-            "KSP_AUTH_ENABLED": "false",
-            # scoring
-            "KSP_WEB_PORT": str(self.ports["scoring"]),
-            "KSP_SINK_GROUP": f"chaos-{rid}-sink",
-            "KSP_SINK_BACKOFF_MAX_S": "2",
-            # alerts: short timeouts so a frozen receiver parks an alert within seconds
-            "KSP_API_PORT": str(self.ports["alerts"]),
-            "KSP_WEBHOOK_URLS": json.dumps([r.url for r in self.receivers]),
-            "KSP_WEBHOOK_SECRET": "chaos-secret",
-            "KSP_DELIVERY_ATTEMPTS": "4",
-            "KSP_DELIVERY_BACKOFF_S": "0.25",
-            "KSP_DELIVERY_TIMEOUT_S": "0.5",
-            "KSP_DELIVERY_BACKOFF_MAX_S": "1",
-            "KSP_CASES_TOPIC": f"chaos.{rid}.cases",
-            **self.extra_env,
-        }
-        envs = {
-            "ingest": base,
-            "scoring": {**base, "KSP_CONSUMER_GROUP": f"chaos-{rid}-scoring",
-                        "KSP_WORKER_ID": f"chaos-{rid}-scoring"},
-            "alerts": {**base, "KSP_CONSUMER_GROUP": f"chaos-{rid}-alerts",
-                       "KSP_WORKER_ID": f"chaos-{rid}-alerts"},
-        }
-        argv = {"ingest": [*KSP, "ingest"], "scoring": self.scoring_argv, "alerts": [*KSP, "alerts"]}
-        names = [n for n in self.services if n != "alerts" or self.with_alerts]
-        self.processes = {n: ManagedProcess(n, argv[n], env=envs[n], log_path=self.logs / f"{rid}-{n}.log",
-                                            cwd=ROOT) for n in names}
+        env = {**CHAOS_ENV, MARKER_ENV: self.marker, "KSP_WEBHOOK_URLS": json.dumps([r.url for r in self.receivers]),
+               **self.extra_env}
+        self.launcher = ServiceStack(self.bootstrap, self.clickhouse_url, self.logs, scope=scope, env=env)
+        for name in self.services:
+            if name != "alerts" or self.with_alerts:
+                self.launcher.add(name, argv=self.scoring_argv if name == "scoring" else None)
+        self.processes = self.launcher.processes
+        self.ports = {name: service.port for name, service in self.launcher.services.items()}
 
     @property
     def ingest_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['ingest']}"
+        return self.url("ingest")
 
     @property
     def scoring_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['scoring']}"
+        return self.url("scoring")
 
     @property
     def alerts_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['alerts']}"
+        return self.url("alerts")
 
     def url(self, name: str) -> str:
-        return {"ingest": self.ingest_url, "scoring": self.scoring_url, "alerts": self.alerts_url}[name]
+        return self.launcher[name].url
 
     def start(self, timeout: float = 90) -> Stack:
-        migrate(ClickHouseSettings(url=self.clickhouse_url))
-        ensure_topics(KafkaSettings(bootstrap_servers=self.bootstrap), self.topics.all())
-        try:
-            for process in self.processes.values():
-                process.start()
-            for name in self.processes:
-                self.wait_ready(name, timeout)
-        except BaseException:
-            self.stop()
-            raise
+        self.launcher.start(timeout)
         return self
 
     def wait_ready(self, name: str, timeout: float = 90) -> None:
-        url = f"{self.url(name)}/readyz"
-        self.processes[name].wait_ready(lambda: http_ok(url), timeout=timeout)
+        self.launcher[name].wait_ready(timeout)
 
     def kill(self, name: str) -> None:
         """SIGKILL to the process group: no shutdown, no flush, no commit."""
@@ -234,15 +182,13 @@ class Stack:
         self.processes[name].start()
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            process.stop(grace=15)
+        self.launcher.stop()
 
     def alerts_api(self) -> dict[str, Any]:
         return httpx.get(f"{self.alerts_url}/v1/alerts", timeout=5).json()
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
-        path = self.logs / f"{self.run_id}-{name}.log"
-        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+        return self.launcher[name].log_tail(chars)
 
 
 # --------------------------------------------------------------------------- load

@@ -6,10 +6,7 @@ Skipped (with the reason) when Chromium or Playwright is missing: run `.ci/insta
 from __future__ import annotations
 
 import importlib.util
-import os
-import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.embedded.process import ManagedProcess, free_port
-from schemas.topics import Topics
-from services.common.clickhouse import migrate
-from services.common.kafka import ensure_topics
-from services.common.settings import ClickHouseSettings, KafkaSettings
+from deploy.embedded.launcher import RunScope, ServiceStack
+from deploy.embedded.process import ManagedProcess
 
-KSP = [sys.executable, "-m", "services.cli"]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -79,57 +72,24 @@ class Stack:
         return response.json()
 
 
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def stack(kafka, clickhouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     if reason := browser_missing():
         pytest.skip(reason)
-    run = uuid.uuid4().hex[:8]
     logs = tmp_path_factory.mktemp("console-logs")
     rules = logs / "rules.yaml"
     rules.write_text(RULES)
-    ch_settings = ClickHouseSettings(url=clickhouse.url)
-    migrate(ch_settings)
     # Own topics and groups so other tests in the session do not interfere.
-    topics = {name: f"ksp.console-{run}.{name}" for name in Topics.model_fields}
-    cases_topic = f"ksp.console-{run}.cases"
-    ensure_topics(KafkaSettings(bootstrap_servers=kafka.bootstrap_servers), [*topics.values(), cases_topic])
-    ports = {"ingest": free_port(), "alerts": free_port(), "scoring": free_port()}
-    env = {
-        **os.environ,
-        "KSP_PROFILE": "dev",
-        "KSP_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "KSP_CLICKHOUSE__URL": clickhouse.url,
-        "KSP_PORT": str(ports["ingest"]),
-        "KSP_API_PORT": str(ports["alerts"]),
-        "KSP_WEB_PORT": str(ports["scoring"]),
-        "KSP_CONSUMER_GROUP": f"ksp-console-{run}",
-        "KSP_SINK_GROUP": f"ksp-console-sink-{run}",
-        "KSP_CASES_TOPIC": cases_topic,
-        "KSP_STREAM_QUALITY_INTERVAL_S": "2",
-        "KSP_RULES_PATH": str(rules),
-        "KSP_LOG__JSON_FORMAT": "true",
-        **{f"KSP_TOPICS__{name.upper()}": topic for name, topic in topics.items()},
-    }
-    processes = {name: ManagedProcess(name, [*KSP, name], env=env, log_path=logs / f"{name}.log")
-                 for name in ("ingest", "scoring", "alerts")}
-    for process in processes.values():
-        process.start()
-    result = Stack(f"http://127.0.0.1:{ports['ingest']}", f"http://127.0.0.1:{ports['alerts']}", run, processes)
+    scope = RunScope.new("ksp-console")
+    services = ServiceStack(kafka.bootstrap_servers, clickhouse.url, logs, scope=scope,
+                            env={"KSP_STREAM_QUALITY_INTERVAL_S": "2", "KSP_RULES_PATH": str(rules)})
+    for name in ("ingest", "scoring", "alerts"):
+        services.add(name)
     try:
-        for name, url in [("ingest", result.ingest_url), ("scoring", f"http://127.0.0.1:{ports['scoring']}"),
-                          ("alerts", result.alerts_url)]:
-            processes[name].wait_ready(lambda url=url: _ready(f"{url}/readyz"), timeout=90)
-        yield result
+        services.start(timeout=90)
+        yield Stack(services["ingest"].url, services["alerts"].url, scope.run, services.processes)
     finally:
-        for process in processes.values():
-            process.stop(grace=15)
+        services.stop()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ when those customers post promoter scores, and the closed loop counts them as re
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,13 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.embedded.process import ManagedProcess, free_port
-from schemas.topics import Topics
-from services.common.clickhouse import migrate
-from services.common.kafka import ensure_topics
-from services.common.settings import ClickHouseSettings, KafkaSettings
+from deploy.embedded.launcher import RunScope, ServiceStack, http_ok, wait_until
+from deploy.embedded.process import ManagedProcess
 from tests.alerts.test_delivery import Receiver
-from tests.e2e.conftest import KSP, _ready, wait_until
 
 # The built-in rules, with churn risk grouped per unit: one incident per unit, collecting the
 # customers' alerts for 1 s (group_wait) before the first notification.
@@ -59,43 +54,22 @@ class AlertsStack:
 
 @pytest.fixture(scope="module")
 def stack(kafka, clickhouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertsStack]:  # type: ignore[no-untyped-def]
-    run = uuid.uuid4().hex[:8]
     root = tmp_path_factory.mktemp("alerts-e2e")
     rules = root / "rules.yaml"
     rules.write_text(RULES)
-    topics = Topics(raw=f"e2e.{run}.raw", scored=f"e2e.{run}.scored", deadletter=f"e2e.{run}.dead",
-                    alerts=f"e2e.{run}.alerts")
-    migrate(ClickHouseSettings(url=clickhouse.url))
-    ensure_topics(KafkaSettings(bootstrap_servers=kafka.bootstrap_servers), [*topics.all(), f"e2e.{run}.cases"])
     webhook = Receiver().start()
-    ports = {"ingest": free_port(), "scoring": free_port(), "alerts": free_port()}
-    common = {
-        **os.environ, "KSP_PROFILE": "dev", "KSP_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "KSP_CLICKHOUSE__URL": clickhouse.url, "KSP_TOPICS__RAW": topics.raw, "KSP_TOPICS__SCORED": topics.scored,
-        "KSP_TOPICS__DEADLETTER": topics.deadletter, "KSP_TOPICS__ALERTS": topics.alerts,
-    }
-    env = {
-        "ingest": {**common, "KSP_PORT": str(ports["ingest"])},
-        "scoring": {**common, "KSP_WEB_PORT": str(ports["scoring"]), "KSP_WORKER_ID": f"scoring-{run}",
-                    "KSP_CONSUMER_GROUP": f"scoring-{run}", "KSP_SINK_GROUP": f"sink-{run}"},
-        "alerts": {**common, "KSP_API_PORT": str(ports["alerts"]), "KSP_WORKER_ID": f"alerts-{run}",
-                   "KSP_CONSUMER_GROUP": f"alerts-{run}", "KSP_CASES_TOPIC": f"e2e.{run}.cases",
-                   "KSP_RULES_PATH": str(rules), "KSP_TICK_INTERVAL_S": "0.2",
-                   "KSP_RECEIVERS": json.dumps({"webhook-ops": {"type": "webhook", "url": f"{webhook.url}/hook",
-                                                                "secret": "e2e-secret"}})},
-    }
-    processes = {name: ManagedProcess(f"{name}-{run}", [*KSP, name], env=env[name], log_path=root / f"{name}.log")
-                 for name in ("ingest", "scoring", "alerts")}
-    for process in processes.values():
-        process.start()
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    stack = ServiceStack(kafka.bootstrap_servers, clickhouse.url, root, scope=RunScope.new("e2e"))
+    stack.add("ingest")
+    stack.add("scoring")
+    stack.add("alerts", env={
+        "KSP_RULES_PATH": str(rules), "KSP_TICK_INTERVAL_S": "0.2",
+        "KSP_RECEIVERS": json.dumps({"webhook-ops": {"type": "webhook", "url": f"{webhook.url}/hook",
+                                                     "secret": "e2e-secret"}})})
     try:
-        for name in ("ingest", "scoring", "alerts"):
-            processes[name].wait_ready(lambda url=urls[name]: _ready(f"{url}/readyz"), timeout=90)
-        yield AlertsStack(urls["ingest"], urls["alerts"], webhook, processes)
+        stack.start(timeout=90)
+        yield AlertsStack(stack["ingest"].url, stack["alerts"].url, webhook, stack.processes)
     finally:
-        for process in processes.values():
-            process.stop(grace=15)
+        stack.stop()
         webhook.stop()
 
 
@@ -173,7 +147,7 @@ def test_cases_and_silences_survive_a_restart_of_the_alerts_service(stack: Alert
     alerts = stack.processes["alerts"]
     alerts.stop(grace=15)
     alerts.start()
-    alerts.wait_ready(lambda: _ready(f"{stack.alerts_url}/readyz"), timeout=90)
+    alerts.wait_ready(lambda: http_ok(f"{stack.alerts_url}/readyz"), timeout=90)
     after = httpx.get(f"{stack.alerts_url}/v1/alerts", timeout=5).json()["cases"]
     strip = lambda cases: sorted((c["case_id"], c["state"], c["events"], c["recovered"]) for c in cases)
     assert strip(after) == strip(before)

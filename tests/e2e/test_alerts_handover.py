@@ -9,9 +9,7 @@ one "resolved" for the alert the first worker notified, and no second "firing".
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,14 +19,14 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 
-from deploy.embedded.process import ManagedProcess, free_port
+from deploy.embedded.launcher import RunScope, ServiceStack, partitions, wait_until
+from deploy.embedded.process import ManagedProcess
 from schemas.scored import ScoredEvent
 from schemas.topics import Topics
-from services.common.kafka import ensure_topics, security_config
+from services.common.kafka import security_config
 from services.common.settings import KafkaSettings
 from tests.alerts.test_delivery import Receiver
 from tests.alerts.test_flows import scored
-from tests.e2e.conftest import KSP, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -75,45 +73,28 @@ class Deployment:
         return list(response.json()["deliveries"]) if response.status_code == 200 else []
 
 
-def _partitions(url: str) -> int:
-    try:
-        response = httpx.get(f"{url}/readyz", timeout=1)
-    except httpx.HTTPError:
-        return 0
-    return int(response.json()["partitions"]) if response.status_code == 200 else 0
-
-
 @pytest.fixture
 def deployment(kafka, clickhouse, tmp_path) -> Iterator[Deployment]:  # type: ignore[no-untyped-def]
-    run = uuid.uuid4().hex[:8]
     (tmp_path / "rules.yaml").write_text(RULES)
-    topics = Topics(**{name: f"handover.{run}.{name}" for name in Topics.model_fields})
-    kafka_settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers)
-    ensure_topics(kafka_settings, [*topics.all(), f"handover.{run}.cases"])
+    scope = RunScope.new("handover")
     ops, park = Receiver().start(), Receiver(fail_first=10**6, fail_status=400).start()
-    ports = {f"alerts-{n}": free_port() for n in (1, 2)}
-    env = {
-        **os.environ, "KSP_PROFILE": "dev", "KSP_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "KSP_CLICKHOUSE__URL": clickhouse.url, "KSP_LOG__JSON_FORMAT": "false", "KSP_CLICKHOUSE_HISTORY": "false",
-        **{f"KSP_TOPICS__{name.upper()}": topic for name, topic in topics.model_dump().items()},
-        "KSP_CONSUMER_GROUP": f"handover-alerts-{run}", "KSP_CASES_TOPIC": f"handover.{run}.cases",
-        "KSP_RULES_PATH": str(tmp_path / "rules.yaml"), "KSP_TICK_INTERVAL_S": "0.2",
+    stack = ServiceStack(kafka.bootstrap_servers, clickhouse.url, tmp_path, scope=scope, env={
+        "KSP_CLICKHOUSE_HISTORY": "false", "KSP_RULES_PATH": str(tmp_path / "rules.yaml"),
+        "KSP_TICK_INTERVAL_S": "0.2",
         "KSP_RECEIVERS": json.dumps({"webhook-ops": {"type": "webhook", "url": f"{ops.url}/hook"},
                                      "webhook-park": {"type": "webhook", "url": f"{park.url}/hook"}}),
-    }
-    processes = {name: ManagedProcess(f"{name}-{run}", [*KSP, "alerts"], env={
-        **env, "KSP_WORKER_ID": f"{name}-handover", "KSP_API_PORT": str(port)},
-        log_path=tmp_path / f"{name}.log") for name, port in ports.items()}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    })
+    for n in (1, 2):
+        stack.add(f"alerts-{n}", "alerts")
+    urls = {name: service.url for name, service in stack.services.items()}
     try:
-        for process in processes.values():
-            process.start()
-        wait_until(lambda: all(_partitions(url) > 0 for url in urls.values()), 60,
-                   "both alerts workers to own partitions", processes)
-        yield Deployment(run, topics, kafka_settings, ops, park, processes, urls)
+        stack.start(timeout=60)
+        wait_until(lambda: all(partitions(url) > 0 for url in urls.values()), 60,
+                   "both alerts workers to own partitions", stack.processes)
+        yield Deployment(scope.run, scope.topics, KafkaSettings(bootstrap_servers=kafka.bootstrap_servers),
+                         ops, park, stack.processes, urls)
     finally:
-        for process in processes.values():
-            process.stop(grace=15)
+        stack.stop()
         ops.stop()
         park.stop()
 

@@ -11,32 +11,28 @@ there; only the repartitioning brings them together.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from deploy.embedded.process import ManagedProcess, free_port
+from deploy.embedded.launcher import RunScope, ServiceStack, partitions, wait_until
+from deploy.embedded.process import ManagedProcess
 from schemas.alert import Alert, AlertStatus
 from schemas.scored import ScoredEvent
 from schemas.topics import Topics
 from services.alerts.flows import AlertEvaluator
 from services.alerts.rules import parse
-from services.common.clickhouse import migrate
-from services.common.kafka import ensure_topics, security_config
-from services.common.settings import ClickHouseSettings, KafkaSettings
+from services.common.kafka import security_config
+from services.common.settings import KafkaSettings
 from tests.alerts.test_delivery import Receiver
 from tests.alerts.test_flows import DROPPED, IN_CONTROL, run, scored
-from tests.e2e.conftest import KSP, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -90,46 +86,27 @@ class Workers:
                 if a["kind"] == kind and a["status"] == status]
 
 
-def _partitions(url: str) -> int:
-    try:
-        response = httpx.get(f"{url}/readyz", timeout=1)
-    except httpx.HTTPError:
-        return 0
-    return int(response.json()["partitions"]) if response.status_code == 200 else 0
-
-
 @pytest.fixture(scope="module")
 def workers(kafka, clickhouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:  # type: ignore[no-untyped-def]
-    run = uuid.uuid4().hex[:8]
     root = tmp_path_factory.mktemp("alerts-scaleout")
     (root / "rules.yaml").write_text(RULES)
-    topics = Topics(**{name: f"scaleout.{run}.{name}" for name in Topics.model_fields})
-    kafka_settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers)
-    migrate(ClickHouseSettings(url=clickhouse.url))
-    ensure_topics(kafka_settings, [*topics.all(), f"scaleout.{run}.cases"])
+    scope = RunScope.new("scaleout")
     webhook = Receiver().start()
-    ports = {n: free_port() for n in (1, 2)}
-    env = {
-        **os.environ, "KSP_PROFILE": "dev", "KSP_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "KSP_CLICKHOUSE__URL": clickhouse.url, "KSP_LOG__JSON_FORMAT": "false",
-        **{f"KSP_TOPICS__{name.upper()}": topic for name, topic in topics.model_dump().items()},
-        "KSP_CONSUMER_GROUP": f"scaleout-alerts-{run}", "KSP_CASES_TOPIC": f"scaleout.{run}.cases",
+    stack = ServiceStack(kafka.bootstrap_servers, clickhouse.url, root, scope=scope, env={
         "KSP_RULES_PATH": str(root / "rules.yaml"), "KSP_TICK_INTERVAL_S": "0.2",
         "KSP_RECEIVERS": json.dumps({"webhook-ops": {"type": "webhook", "url": f"{webhook.url}/hook"}}),
-    }
-    processes = {f"alerts-{n}": ManagedProcess(f"alerts-{n}-{run}", [*KSP, "alerts"], env={
-        **env, "KSP_WORKER_ID": f"alerts-scaleout-{n}", "KSP_API_PORT": str(ports[n])},
-        log_path=root / f"alerts-{n}.log") for n in (1, 2)}
+    })
+    for n in (1, 2):
+        stack.add(f"alerts-{n}", "alerts")
     try:
-        for process in processes.values():
-            process.start()
-        urls = [f"http://127.0.0.1:{ports[n]}" for n in (1, 2)]
-        wait_until(lambda: all(_partitions(url) > 0 for url in urls), 60,
-                   "both alerts workers to own partitions", processes)
-        yield Workers(run, topics, kafka_settings, webhook, processes)
+        stack.start(timeout=60)
+        urls = [service.url for service in stack.services.values()]
+        wait_until(lambda: all(partitions(url) > 0 for url in urls), 60,
+                   "both alerts workers to own partitions", stack.processes)
+        yield Workers(scope.run, scope.topics, KafkaSettings(bootstrap_servers=kafka.bootstrap_servers), webhook,
+                      stack.processes)
     finally:
-        for process in processes.values():
-            process.stop(grace=15)
+        stack.stop()
         webhook.stop()
 
 

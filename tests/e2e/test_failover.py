@@ -9,40 +9,20 @@ its own so it does not disturb the other end-to-end tests.
 from __future__ import annotations
 
 import json
-import os
-import sys
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from kafka import KafkaProducer
 
-from deploy.embedded.process import ManagedProcess, free_port
-from schemas.topics import Topics
-from services.common.clickhouse import connect, migrate
-from services.common.kafka import ensure_topics, security_config
+from deploy.embedded.launcher import RunScope, ServiceStack, partitions, wait_until
+from services.common.clickhouse import connect
+from services.common.kafka import security_config
 from services.common.settings import ClickHouseSettings, KafkaSettings
-from tests.e2e.conftest import wait_until
 
-KSP = [sys.executable, "-m", "services.cli"]
 EVENTS = 600
 
 pytestmark = pytest.mark.slow
-
-
-def _readyz(url: str) -> dict | None:
-    try:
-        response = httpx.get(f"{url}/readyz", timeout=1)
-    except httpx.HTTPError:
-        return None
-    return response.json() if response.status_code == 200 else None
-
-
-def _partitions(url: str) -> int:
-    ready = _readyz(url)
-    return int(ready["partitions"]) if ready else 0
 
 
 def _event(event_id: str, i: int) -> dict:
@@ -61,44 +41,24 @@ def _event(event_id: str, i: int) -> dict:
 def test_killed_scoring_worker_hands_over_and_every_event_is_stored_once(  # type: ignore[no-untyped-def]
     kafka, clickhouse, tmp_path: Path
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    # Every topic of the deployment gets a name of this run's own (whatever topics exist).
-    topics = {name: f"ksp.failover-{run}.{name}" for name in Topics.model_fields}
+    # Every topic and consumer group of the deployment gets a name of this run's own.
+    scope = RunScope.new("ksp-failover")
+    run, topics = scope.run, scope.topics
     ch_settings = ClickHouseSettings(url=clickhouse.url)
     kafka_settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers)
-    migrate(ch_settings)
-    ensure_topics(kafka_settings, list(topics.values()))
-
-    base = {
-        **os.environ,
-        "KSP_PROFILE": "dev",
-        "KSP_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "KSP_CLICKHOUSE__URL": clickhouse.url,
-        "KSP_LOG__JSON_FORMAT": "false",
-        **{f"KSP_TOPICS__{name.upper()}": topic for name, topic in topics.items()},
-    }
-    processes: dict[str, ManagedProcess] = {}
-    urls: dict[str, str] = {}
+    stack = ServiceStack(kafka.bootstrap_servers, clickhouse.url, tmp_path, scope=scope)
     for n in (1, 2):
-        port = free_port()
-        processes[f"scoring-{n}"] = ManagedProcess(f"scoring-{n}", [*KSP, "scoring"], env={
-            **base, "KSP_WORKER_ID": f"scoring-failover-{n}", "KSP_WEB_PORT": str(port),
-            "KSP_CONSUMER_GROUP": f"ksp-failover-scoring-{run}", "KSP_SINK_GROUP": f"ksp-failover-sink-{run}",
-        }, log_path=tmp_path / f"scoring-{n}.log")
-        urls[f"scoring-{n}"] = f"http://127.0.0.1:{port}"
-        port = free_port()
-        processes[f"alerts-{n}"] = ManagedProcess(f"alerts-{n}", [*KSP, "alerts"], env={
-            **base, "KSP_WORKER_ID": f"alerts-failover-{n}", "KSP_API_PORT": str(port),
-            "KSP_CONSUMER_GROUP": f"ksp-failover-alerts-{run}",
-        }, log_path=tmp_path / f"alerts-{n}.log")
-        urls[f"alerts-{n}"] = f"http://127.0.0.1:{port}"
+        stack.add(f"scoring-{n}", "scoring")
+        stack.add(f"alerts-{n}", "alerts")
+    processes = stack.processes
+    urls = {name: service.url for name, service in stack.services.items()}
 
     producer = KafkaProducer(**security_config(kafka_settings), acks="all", linger_ms=5)
     ids = [f"failover-{run}-{i:05d}" for i in range(EVENTS)]
 
     def produce(indices: range) -> None:
         for i in indices:
-            producer.send(topics["raw"], key=f"c-failover-{i % 50}".encode(),
+            producer.send(topics.raw, key=f"c-failover-{i % 50}".encode(),
                           value=json.dumps(_event(ids[i], i)).encode())
         producer.flush(timeout=30)
 
@@ -114,16 +74,13 @@ def test_killed_scoring_worker_hands_over_and_every_event_is_stored_once(  # typ
         return {event_id: int(n) for event_id, n in rows}
 
     try:
-        for process in processes.values():
-            process.start()
         # Both workers of each service join their group and share its partitions.
-        for name, process in processes.items():
-            process.wait_ready(lambda url=urls[name]: _readyz(url) is not None, timeout=60)
-        wait_until(lambda: all(_partitions(urls[f"scoring-{n}"]) > 0 for n in (1, 2)), 30,
+        stack.start(timeout=60)
+        wait_until(lambda: all(partitions(urls[f"scoring-{n}"]) > 0 for n in (1, 2)), 30,
               "both scoring workers to own partitions", processes)
-        wait_until(lambda: all(_partitions(urls[f"alerts-{n}"]) > 0 for n in (1, 2)), 30,
+        wait_until(lambda: all(partitions(urls[f"alerts-{n}"]) > 0 for n in (1, 2)), 30,
               "both alerts workers to own partitions", processes)
-        before = {n: _partitions(urls[f"scoring-{n}"]) for n in (1, 2)}
+        before = {n: partitions(urls[f"scoring-{n}"]) for n in (1, 2)}
 
         # First half, then kill scoring-1 without warning while events are still flowing.
         produce(range(EVENTS // 2))
@@ -134,7 +91,7 @@ def test_killed_scoring_worker_hands_over_and_every_event_is_stored_once(  # typ
 
         # The survivor takes over the dead worker's partitions (after the session timeout).
         total = before[1] + before[2]
-        wait_until(lambda: _partitions(urls["scoring-2"]) == total, 45,
+        wait_until(lambda: partitions(urls["scoring-2"]) == total, 45,
               f"scoring-2 to own all {total} partitions (had {before[2]})", processes)
 
         # Every event is stored, and none twice (no FINAL: the rows as they are).
@@ -148,5 +105,4 @@ def test_killed_scoring_worker_hands_over_and_every_event_is_stored_once(  # typ
         assert processes["scoring-2"].alive()
     finally:
         producer.close(timeout=5)
-        for process in processes.values():
-            process.stop(grace=15)
+        stack.stop()

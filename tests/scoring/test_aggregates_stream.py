@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import sys
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,15 +18,13 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from deploy.embedded.process import ManagedProcess, free_port
+from deploy.embedded.launcher import RunScope, ServiceStack, wait_until
 from schemas.aggregate import QualityAggregate
 from schemas.scored import ScoredEvent
-from schemas.topics import Topics
-from services.common.clickhouse import connect, migrate
-from services.common.kafka import aiokafka_config, ensure_topics
+from services.common.clickhouse import connect
+from services.common.kafka import aiokafka_config
 from services.common.settings import ClickHouseSettings, KafkaSettings
 from services.scoring.aggregates import fold
-from tests.e2e.conftest import wait_until
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 EVENTS = 60
@@ -162,26 +157,20 @@ def lag_is_zero(metrics_url: str, group: str) -> bool:
 
 
 def test_published_aggregates_equal_the_fold_and_the_minute_views(kafka, clickhouse, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    run = uuid.uuid4().hex[:8]
-    topics = Topics(**{name: f"test.agg-{run}.{name}" for name in Topics.model_fields})
+    scope = RunScope.new("test-agg")
+    run, topics = scope.run, scope.topics
     kafka_settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers)
     ch = ClickHouseSettings(url=clickhouse.url)
-    migrate(ch)
-    ensure_topics(kafka_settings, topics.all())
-    port = free_port()
-    groups = {"agent": f"test-agg-{run}-scoring", "sink": f"test-agg-{run}-sink"}
-    env = {**os.environ, "KSP_PROFILE": "dev", "KSP_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-           "KSP_CLICKHOUSE__URL": clickhouse.url, "KSP_WEB_PORT": str(port), "KSP_WORKER_ID": f"agg-{run}",
-           "KSP_CONSUMER_GROUP": groups["agent"], "KSP_SINK_GROUP": groups["sink"], "KSP_LAG_INTERVAL_S": "0.5",
-           "KSP_LOG__JSON_FORMAT": "false",
-           **{f"KSP_TOPICS__{name.upper()}": topic for name, topic in topics.model_dump().items()}}
-    env.pop("KSP_PUBLISH_AGGREGATES", None)  # publishing is on by default
-    scoring = ManagedProcess("scoring", [sys.executable, "-m", "services.cli", "scoring"], env=env,
-                             log_path=tmp_path / "scoring.log")
+    stack = ServiceStack(kafka.bootstrap_servers, clickhouse.url, tmp_path, scope=scope)
+    # publishing aggregates is on by default; the test pins it whatever the calling shell says
+    scoring = stack.add("scoring", env={"KSP_LAG_INTERVAL_S": "0.5", "KSP_PUBLISH_AGGREGATES": "true"})
+    groups = {"agent": scope.group("scoring"), "sink": scope.group("sink")}
+    processes = stack.processes
     events = [feedback(i, run) for i in range(EVENTS)]
     units = sorted({e["unit"] for e in events})
     raw = [(e["event_id"].encode(), json.dumps(e).encode()) for e in events] + [(b"bad", b"{not json")]
-    scoring.start()
+    stack.prepare()
+    scoring.process.start()
     try:
         asyncio.run(produce(kafka_settings, topics.raw, raw))
         partials = [QualityAggregate.model_validate_json(v) for v in asyncio.run(read_all(
@@ -195,16 +184,16 @@ def test_published_aggregates_equal_the_fold_and_the_minute_views(kafka, clickho
         assert sorted(s.event_id for s in scored) == sorted(e["event_id"] for e in events)
         same(published, add_up(fold(scored)))
         stored = wait_until(partial(complete_views, ch, units, published), timeout=60, what="the minute views",
-                            processes={"scoring": scoring})
+                            processes=processes)
         same(published, stored)
         assert len({k[0] for k in published}) >= 10 and len(published) > 20  # many minutes and scopes
 
         # Everything is consumed and committed: the lag gauges read 0 for every partition.
-        metrics = f"http://127.0.0.1:{port}/metrics"
+        metrics = f"{scoring.url}/metrics"
         for group in groups.values():
             wait_until(partial(lag_samples, metrics, group), timeout=30, what=f"a lag gauge for {group}",
-                       processes={"scoring": scoring})
+                       processes=processes)
             wait_until(partial(lag_is_zero, metrics, group), timeout=30, what=f"lag 0 for {group}",
-                       processes={"scoring": scoring})
+                       processes=processes)
     finally:
-        scoring.stop(grace=15)
+        stack.stop()
