@@ -3,8 +3,9 @@ shared state and routes each event to the per-kind flows (drops, surges, churn_r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 from schemas.alert import Alert
 from schemas.scored import ScoredEvent, SentimentLabel
@@ -175,12 +176,25 @@ class AlertEvaluator:
             keys[i] = None
         return (ev.touchpoint.value, ev.unit, ev.segment, ev.source)
 
+    def _scopes(self, rt: Any, only: tuple[str, ...] | None, vals: tuple[str, ...],
+                now: datetime, create: Callable[..., Any]) -> Iterator[Any]:
+        """The rule's scope state for this event at each level (`only`: that level alone),
+        created on first sight; each level's key is computed once per event."""
+        keys = self._key_slots
+        for li, names, table in rt.level_slots:
+            if only is not None and names != only:
+                continue
+            key = keys[li]
+            if key is None:
+                key = keys[li] = self._level_getters[li](vals)
+            scope = table.get(key)
+            yield scope if scope is not None else create(rt, names, key, now)
+
     def _on_drop_scopes(self, scored: ScoredEvent, now: datetime, only: tuple[str, ...] | None,
                         out: list[Alert]) -> tuple[str, ...] | None:
         """Append the event's value to each drop rule's scopes (the detector runs per batch)."""
         ev = scored.event
         vals = None
-        keys = self._key_slots
         batch_size = self.batch_size
         dirty = self._book.dirty_drop
         obs_at = ev.occurred_at
@@ -192,15 +206,7 @@ class AlertEvaluator:
             if vals is None:
                 vals = self._event_values(scored)
             obs = (eid, obs_at, v)
-            for li, names, table in rt.level_slots:
-                if only is not None and names != only:
-                    continue
-                key = keys[li]
-                if key is None:
-                    key = keys[li] = self._level_getters[li](vals)
-                scope = table.get(key)
-                if scope is None:
-                    scope = new_drop_scope(rt, names, key, now)
+            for scope in self._scopes(rt, only, vals, now, new_drop_scope):
                 if not scope.enabled:
                     continue
                 buf = scope.buf
@@ -220,19 +226,10 @@ class AlertEvaluator:
         assert text is not None
         if vals is None:
             vals = self._event_values(scored)
-        keys = self._key_slots
         obs = surge.CommentObservation(ev.event_id or "", ev.occurred_at, True,
                                        tuple(text.negative_themes))
         for rt in self._surge:
-            for li, names, table in rt.level_slots:
-                if only is not None and names != only:
-                    continue
-                key = keys[li]
-                if key is None:
-                    key = keys[li] = self._level_getters[li](vals)
-                scope = table.get(key)
-                if scope is None:
-                    scope = new_surge_scope(rt, names, key, now)
+            for scope in self._scopes(rt, only, vals, now, new_surge_scope):
                 if not scope.eff.enabled:
                     continue
                 scope.buf.append(obs)
