@@ -2,6 +2,8 @@
 
     scored ──repartition-scored──> <group>.by-scope    ──detect-scopes────┐
                                └─> <group>.by-customer ──detect-customers─┴─> <group>.notify ──notify──> Notifier
+
+Repartition messages carry many records each (`packing`): one message per partition and batch.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 import faust
 from faust.types import StreamT
 
+from services.alerts.packing import unpack
 from services.alerts.repartition import InternalTopics
 from services.alerts.settings import AlertsSettings
 
@@ -44,12 +47,13 @@ def register_agents(app: faust.App, settings: AlertsSettings, topics: InternalTo
     async def detect_scopes(stream: StreamT[bytes]) -> None:
         assert isinstance(stream, faust.Stream)  # take_events is on Stream, not on the StreamT protocol
         async for events in stream.take_events(*take):
-            await handlers.scopes([(e.key or b"", e.value) for e in events])
+            await handlers.scopes([r for e in events for r in unpack(e.key, e.value)])
 
     @app.agent(_raw_topic(app, topics.by_customer), name="detect-customers")
     async def detect_customers(stream: StreamT[bytes]) -> None:
-        async for values in stream.take(*take):
-            await handlers.customers(values)
+        assert isinstance(stream, faust.Stream)
+        async for events in stream.take_events(*take):
+            await handlers.customers([value for e in events for _, value in unpack(e.key, e.value)])
 
     @app.agent(_raw_topic(app, topics.notify, partitions=1), name="notify")
     async def notify(stream: StreamT[bytes]) -> None:

@@ -30,7 +30,7 @@ from services.alerts.state.durable import apply_remote
 from services.alerts.state.log import StateLog, StateTopicReader, latest
 from services.alerts.state.records import StateRecord
 from services.common.clickhouse import connect
-from services.common.faust_kafka import base_config, new_app
+from services.common.faust_kafka import base_config, direct_sender, new_app, producer_config
 from services.common.kafka import ensure_topics, partition_count
 
 log = logging.getLogger("ksp.alerts")
@@ -39,7 +39,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per delive
 
 def faust_config(settings: AlertsSettings) -> dict[str, Any]:
     config = base_config(settings.kafka, app_id=settings.consumer_group, worker_id=settings.worker_id)
-    return config | {
+    return config | producer_config(settings.producer_linger_ms, settings.producer_max_batch_bytes) | {
         "web_enabled": True,
         "web_bind": settings.api_host,
         "web_port": settings.api_port,
@@ -234,14 +234,13 @@ def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = Non
                             publish_alert=alerts_topic.send, publish_case=cases_topic.send, history=history,
                             watcher=watcher, state_log=StateLog(state_topic.send),
                             publish_notify=notify_topic.send)
-    follow_assignment(app, Handover(runtime, topics, {
-        "scope": partition_count(settings.kafka, topics.by_scope) or 1,
-        "customer": partition_count(settings.kafka, topics.by_customer) or 1,
-    }, lambda: replay_state(settings)))
+    partitions = {"scope": partition_count(settings.kafka, topics.by_scope) or 1,
+                  "customer": partition_count(settings.kafka, topics.by_customer) or 1}
+    follow_assignment(app, Handover(runtime, topics, partitions, lambda: replay_state(settings)))
     forward = Repartitioner(evaluator.scope_levels, {
-        "scope": app.topic(topics.by_scope, key_serializer="raw", value_serializer="raw").send,
-        "customer": app.topic(topics.by_customer, key_serializer="raw", value_serializer="raw").send,
-    }, metrics).forward
+        "scope": direct_sender(app, topics.by_scope),
+        "customer": direct_sender(app, topics.by_customer),
+    }, metrics, partitions).forward
     register_agents(app, settings, topics, Handlers(forward=forward, scopes=runtime.handle_scopes,
                                                      customers=runtime.handle_customers,
                                                      notify=runtime.handle_notify))

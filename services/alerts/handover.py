@@ -24,11 +24,10 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from schemas.alert import Alert, AlertKind
-from services.alerts.repartition import InternalTopics, level_key
+from services.alerts.repartition import InternalTopics, level_key, partition_of
 from services.alerts.rules.models import SCOPE_LABELS
 from services.alerts.state.detectors import DropSnapshot
 from services.alerts.state.durable import firing_alerts, take_over
@@ -40,11 +39,6 @@ log = logging.getLogger("ksp.alerts.handover")
 REVOKE_FLUSH_S = 3.0
 
 Load = Callable[[], Awaitable[list[StateRecord]]]
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition the producer's default partitioner (Kafka's murmur2) picks for `key`."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def alert_route(alert: Alert, levels: Iterable[tuple[str, ...]]) -> tuple[str, bytes] | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,8 @@ from pydantic import BaseModel, Field, ValidationError
 from schemas.alert import Alert
 from schemas.scored import ScoredEvent
 from services.alerts.metrics import AlertsMetrics
+from services.alerts.packing import pack
+from services.common.partitioner import murmur2
 
 log = logging.getLogger("ksp.alerts")
 
@@ -107,21 +110,26 @@ class Repartitioner:
     safely on the repartition topics (at least once, as the detectors always were)."""
 
     def __init__(self, levels: Callable[[], list[tuple[str, ...]]], send: dict[str, Send],
-                 metrics: AlertsMetrics) -> None:
+                 metrics: AlertsMetrics, partitions: dict[str, int]) -> None:
         self.levels = levels
         self.send = send
         self.metrics = metrics
+        self.partitions = partitions  # route -> partition count of its topic
 
     async def forward(self, values: Sequence[bytes]) -> None:
+        """Route the batch's events, then send one packed message per route and partition."""
         levels = self.levels()  # per batch: a rules reload may change the levels
-        acks = []
+        groups: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
         for value in values:
             scored = self._parse(value)
             if scored is None:
                 continue
             for route, key in routes(scored, levels):
-                acks.append(await self.send[route](key=key, value=value))
-                self.metrics.repartitioned.labels(route).inc()
+                groups[route, partition_of(key, self.partitions[route])].append((key, value))
+        acks = [await self.send[route](key=None, value=pack(records), partition=partition)
+                for (route, partition), records in groups.items()]
+        for (route, _), records in groups.items():
+            self.metrics.repartitioned.labels(route).inc(len(records))
         await asyncio.gather(*acks)
 
     def _parse(self, value: bytes) -> ScoredEvent | None:
@@ -132,3 +140,9 @@ class Repartitioner:
             self.metrics.unreadable.inc()
             log.error("unreadable scored event skipped: %s", exc)
             return None
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) picks for `key`: records are placed
+    as if sent with their own key, so each key's state has one home (see `handover`)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

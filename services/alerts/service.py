@@ -164,9 +164,12 @@ class AlertsRuntime:
         evaluated at the scope level its key names only."""
         await self.started.wait()
         await self.detectors_ready.wait()
+        parsed: dict[bytes, ScoredEvent | None] = {}  # an event comes once per scope level
         async with self._lock:
             for key, value in records:
-                if (scored := self._parse(value)) is not None:
+                if value not in parsed:
+                    parsed[value] = self._parse(value)
+                if (scored := parsed[value]) is not None:
                     now = self.clock()
                     alerts = self.evaluator.on_scope(scored, level_of(key), now)
                     if alerts:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiokafka
@@ -100,3 +100,22 @@ def use_uvloop(enabled: bool) -> None:
         import mode.loop
 
         mode.loop.use("uvloop")
+
+
+def direct_sender(app: faust.App, topic: str) -> Callable[..., Awaitable[Any]]:
+    """`send(key=, value=, headers=)` -> the delivery future, straight through the app's producer:
+    values are bytes already, and skipping Topic.send's per-message future and serializer
+    bookkeeping saves tens of µs per message."""
+
+    async def send(*, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None,
+                   partition: int | None = None) -> Any:
+        producer = await app.maybe_start_producer()  # Topic.send does this too; cheap once started
+        return await producer.send(topic, key, value, partition, None, headers)
+
+    return send
+
+
+def producer_config(linger_ms: int, max_batch_bytes: int) -> dict[str, Any]:
+    """Faust producer settings that matter for throughput: linger so sends share requests."""
+    return {"producer_linger_ms": linger_ms, "producer_max_batch_size": max_batch_bytes,
+            "producer_partitioner": kafka_partitioner}
