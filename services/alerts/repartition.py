@@ -20,13 +20,13 @@ worker that owns its key's partition; per-key order is the scored topic's partit
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -35,6 +35,7 @@ from schemas.alert import Alert
 from schemas.scored import ScoredEvent
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.packing import pack
+from services.common.delivery import Output, deliver
 from services.common.partitioner import murmur2
 
 log = logging.getLogger("ksp.alerts")
@@ -104,10 +105,13 @@ class NotifyRecord(BaseModel):
         None, description="When the triggering event was accepted (detection-latency metric).")
 
 
+ACK_WARN_S = 30.0
+
+
 class Repartitioner:
-    """The first agent's work: scored events -> repartition topics. Waits for the broker's
-    acks before returning, so the scored offsets are committed only once the records are
-    safely on the repartition topics (at least once, as the detectors always were)."""
+    """The first agent's work: scored events -> repartition topics. Returns only once the
+    broker acknowledged every message (resending what it failed, `deliver`), so the scored
+    offsets are committed only once the records are safely on the repartition topics."""
 
     def __init__(self, levels: Callable[[], list[tuple[str, ...]]], send: dict[str, Send],
                  metrics: AlertsMetrics, partitions: dict[str, int]) -> None:
@@ -126,11 +130,11 @@ class Repartitioner:
                 continue
             for route, key in routes(scored, levels):
                 groups[route, partition_of(key, self.partitions[route])].append((key, value))
-        acks = [await self.send[route](key=None, value=pack(records), partition=partition)
-                for (route, partition), records in groups.items()]
+        outputs = [Output(partial(self.send[route], partition=partition), None, pack(records))
+                   for (route, partition), records in groups.items()]
+        await deliver(outputs, warn_after_s=ACK_WARN_S)
         for (route, _), records in groups.items():
             self.metrics.repartitioned.labels(route).inc(len(records))
-        await asyncio.gather(*acks)
 
     def _parse(self, value: bytes) -> ScoredEvent | None:
         self.metrics.events.inc()

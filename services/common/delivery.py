@@ -1,11 +1,12 @@
 """Getting a batch's outputs acknowledged by the broker, whatever it takes.
 
-Faust acknowledges a batch's raw messages as soon as the agent moves on (also when the agent
-raises), so an output whose send failed must be sent again here, or its event is lost: the
+Faust acknowledges a batch's input messages as soon as the agent moves on (also when the agent
+raises), so an output whose send failed must be sent again here, or its input is lost: the
 agent waits (back-pressure) and resends what the broker failed, with exponential backoff,
 until everything is acknowledged. A resend can duplicate an output whose first send did reach
-the broker; the sink's per-event deduplication makes that harmless for scored events, and the
-partial aggregates are documented as at-least-once.
+the broker: consumers must be idempotent (the sink deduplicates scored events by id; the
+partial aggregates are documented as at-least-once; the alerts' detectors see a repartitioned
+event twice at worst, as after any redelivery).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 Send = Callable[..., Awaitable[Any]]
-log = logging.getLogger("ksp.scoring")
+log = logging.getLogger("ksp.delivery")
 
 
 @dataclass(frozen=True, slots=True)

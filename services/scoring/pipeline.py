@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from faust.types import EventT
 
 from schemas.scored import ScoredEvent
+from services.common.delivery import Backoff, Output, Send, deliver
 from services.scoring.aggregates import aggregate_key_bytes, fold
-from services.scoring.delivery import Backoff, Output, Send, deliver
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.processing import DeadLetter, RawMessage, process_message
 from services.scoring.scorers.event import TextAnalyser

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.scoring.delivery import Backoff, Output, acknowledged, deliver
+from services.common.delivery import Backoff, Output, acknowledged, deliver
 
 FAST = Backoff(first_s=0.01, max_s=0.04)
 
@@ -53,7 +53,7 @@ def test_a_missing_acknowledgement_is_reported_and_still_awaited(caplog: pytest.
         results = await acknowledged([scored, aggregate], sent, warn_after_s=0.1)
         assert aggregate.done() and results == [None, None]
 
-    with caplog.at_level(logging.WARNING, logger="ksp.scoring"):
+    with caplog.at_level(logging.WARNING, logger="ksp.delivery"):
         asyncio.run(scenario())
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) >= 2  # every 0.1 s until the acknowledgement came
