@@ -27,11 +27,12 @@ from typing import Any
 from faust.types import TP
 
 from schemas.alert import Alert, AlertKind
-from services.alerts.repartition import InternalTopics, level_key, partition_of
+from services.alerts.repartition import InternalTopics, level_key
 from services.alerts.rules.models import SCOPE_LABELS
 from services.alerts.state.detectors import DropSnapshot
 from services.alerts.state.durable import firing_alerts, take_over
 from services.alerts.state.records import StateRecord
+from services.common.partitioner import partition_for
 
 log = logging.getLogger("ksp.alerts.handover")
 
@@ -71,7 +72,7 @@ class Handover:
 
     # -- which keys are here ------------------------------------------------------------
     def holds(self, route: str, key: bytes) -> bool:
-        return partition_of(key, self.partitions[route]) in self.owned[route]
+        return partition_for(key, self.partitions[route]) in self.owned[route]
 
     def detects(self, alert: Alert) -> bool:
         route = alert_route(alert, self.runtime.evaluator.scope_levels())
@@ -183,7 +184,7 @@ class Handover:
             scopes = self._gaining["scope"]
             restored = rt.evaluator.restore_snapshots(
                 [r for r in records if isinstance(r, DropSnapshot)],
-                lambda names, key: partition_of(level_key(names, key), self.partitions["scope"]) in scopes,
+                lambda names, key: partition_for(level_key(names, key), self.partitions["scope"]) in scopes,
                 rt.clock())
             rt.metrics.detector_restores.inc(restored)
             log.info("rebalance: learned state of %d scopes taken over with their partitions", restored)
@@ -202,4 +203,4 @@ class Handover:
 
     def _gained(self, alert: Alert, gained: dict[str, set[int]]) -> bool:
         route = alert_route(alert, self.runtime.evaluator.scope_levels())
-        return route is not None and partition_of(route[1], self.partitions[route[0]]) in gained[route[0]]
+        return route is not None and partition_for(route[1], self.partitions[route[0]]) in gained[route[0]]

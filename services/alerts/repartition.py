@@ -36,7 +36,7 @@ from schemas.scored import ScoredEvent
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.packing import pack
 from services.common.delivery import Output, deliver
-from services.common.partitioner import murmur2
+from services.common.partitioner import partition_for
 
 log = logging.getLogger("ksp.alerts")
 
@@ -129,7 +129,7 @@ class Repartitioner:
             if scored is None:
                 continue
             for route, key in routes(scored, levels):
-                groups[route, partition_of(key, self.partitions[route])].append((key, value))
+                groups[route, partition_for(key, self.partitions[route])].append((key, value))
         outputs = [Output(partial(self.send[route], partition=partition), None, pack(records))
                    for (route, partition), records in groups.items()]
         await deliver(outputs, warn_after_s=ACK_WARN_S)
@@ -144,9 +144,3 @@ class Repartitioner:
             self.metrics.unreadable.inc()
             log.error("unreadable scored event skipped: %s", exc)
             return None
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2) picks for `key`: records are placed
-    as if sent with their own key, so each key's state has one home (see `handover`)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -21,7 +21,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 
 from services.common.faust_consumer import BatchDrainConsumer
 from services.common.kafka import faust_credentials
-from services.common.partitioner import murmur2
+from services.common.partitioner import partition_for
 from services.common.settings import KafkaSettings, LogSettings
 
 SCHEME = "ksp-kafka"
@@ -47,7 +47,7 @@ def kafka_partitioner(key: bytes | None, all_partitions: Sequence[int], availabl
     Faust takes it as `producer_partitioner`."""
     if key is None:
         return random.choice(available or all_partitions)
-    return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
+    return all_partitions[partition_for(key, len(all_partitions))]
 
 
 class TunedTransport(Transport):

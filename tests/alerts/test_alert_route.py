@@ -1,5 +1,5 @@
 """Specification of the key -> partition routing of handed-over state
-(`services.alerts.handover.alert_route`, `partition_of`).
+(`services.alerts.handover.alert_route`, and `partition_for`, which places repartition records).
 
 On a rebalance a worker takes over the firing alerts of the partitions it gained. That is only
 right if an alert is routed to the very partition the events that raised it go to: the key
@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from schemas.alert import Alert, AlertKind, AlertStatus
 from schemas.scored import ScoredEvent
 from services.alerts.flows import AlertEvaluator
-from services.alerts.handover import alert_route, partition_of
+from services.alerts.handover import alert_route
 from services.alerts.repartition import customer_key, routes
 from services.alerts.rules.models import SCOPE_LABELS
+from services.common.partitioner import partition_for
 from tests.alerts.test_flows import DROPPED, IN_CONTROL, T0, nps_stream, rules_yaml, run, scored
 from tests.alerts.test_repartition import RULES
 
@@ -40,11 +41,11 @@ class TestPartitionOf:
     def test_is_the_partition_kafkas_default_partitioner_picks(self, key: str, java_hash: int,
                                                                partitions: int) -> None:
         # Java: Utils.toPositive(Utils.murmur2(keyBytes)) % numPartitions
-        assert partition_of(key.encode(), partitions) == (java_hash & 0x7FFFFFFF) % partitions
+        assert partition_for(key.encode(), partitions) == (java_hash & 0x7FFFFFFF) % partitions
 
     @given(key=st.binary(max_size=200), partitions=st.integers(1, 1000))
     def test_is_a_partition_of_the_topic(self, key: bytes, partitions: int) -> None:
-        assert 0 <= partition_of(key, partitions) < partitions
+        assert 0 <= partition_for(key, partitions) < partitions
 
 
 def _raised_by(alert: Alert, s: ScoredEvent) -> bool:

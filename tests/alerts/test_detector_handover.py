@@ -14,12 +14,13 @@ from faust.types import TP
 
 from schemas.scored import ScoredEvent
 from services.alerts.flows import AlertEvaluator
-from services.alerts.handover import Handover, partition_of
+from services.alerts.handover import Handover
 from services.alerts.repartition import InternalTopics, scope_key
 from services.alerts.service import AlertsRuntime
 from services.alerts.settings import AlertsSettings
 from services.alerts.state.log import StateTopicReader, latest
 from services.alerts.state.records import StateRecord
+from services.common.partitioner import partition_for
 from tests.alerts.test_detector_restart import Worker, start
 from tests.alerts.test_flows import DROP_RULES, DROPPED, IN_CONTROL, nps_stream, rules_yaml
 from tests.alerts.test_restart import new_settings
@@ -71,8 +72,8 @@ def test_a_scope_takes_its_learned_baseline_to_the_worker_that_gains_its_partiti
     settings = new_settings(kafka)
     topics = InternalTopics.of(f"group-{settings.cases_topic}")
     every = {TP(topics.by_scope, p) for p in range(PARTITIONS)}
-    unit_p = partition_of(scope_key(UNIT, learn[0]), PARTITIONS)
-    segment_p = partition_of(scope_key(UNIT_SEGMENT, learn[0]), PARTITIONS)
+    unit_p = partition_for(scope_key(UNIT, learn[0]), PARTITIONS)
+    segment_p = partition_for(scope_key(UNIT_SEGMENT, learn[0]), PARTITIONS)
     assert unit_p != segment_p  # the unit's two scope levels live on different partitions
 
     async def scenario() -> Any:
