@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from schemas.scored import ScoredEvent
+from services.alerts.app import replay_state
 from services.alerts.delivery.outbox import Outbox
 from services.alerts.flows import AlertEvaluator
 from services.alerts.metrics import AlertsMetrics
@@ -22,7 +23,7 @@ from services.alerts.notify import Notifier
 from services.alerts.service import AlertsRuntime
 from services.alerts.settings import AlertsSettings
 from services.alerts.state.durable import Restored
-from services.alerts.state.log import StateLog, StateTopicReader, latest
+from services.alerts.state.log import StateLog
 from services.common.kafka import aiokafka_config
 from tests.alerts.test_flows import DROP_RULES, DROPPED, IN_CONTROL, nps_stream, rules_yaml
 from tests.alerts.test_restart import Clock, new_settings
@@ -77,12 +78,7 @@ async def start(settings: AlertsSettings, join: Join | None = None) -> Worker:
                             state_log=StateLog(publisher(settings.state_topic_name())), clock=Clock())
     if join is not None:
         await join(runtime)
-    reader = StateTopicReader(settings.kafka, settings.state_topic_name())
-    await reader.start(30)
-    try:
-        records = latest(await reader.replay(30))
-    finally:
-        await reader.stop()
+    records = await replay_state(settings)
     restored = runtime.restore(records)
     runtime.started.set()
     return Worker(runtime, restored, producer)

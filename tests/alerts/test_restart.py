@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.topics import Topics
 from services.alerts.api import build_api
+from services.alerts.app import replay_state
 from services.alerts.cases.log import replay_topic
 from services.alerts.delivery.outbox import Outbox
 from services.alerts.delivery.webhook import WebhookChannel
@@ -30,7 +31,7 @@ from services.alerts.rules import load_rules
 from services.alerts.service import AlertsRuntime
 from services.alerts.settings import AlertsSettings
 from services.alerts.state.durable import Restored
-from services.alerts.state.log import StateLog, StateTopicReader, latest
+from services.alerts.state.log import StateLog
 from services.common.kafka import aiokafka_config, ensure_topics
 from services.common.settings import KafkaSettings
 from tests.alerts.test_api import scored_event
@@ -71,7 +72,7 @@ def new_settings(kafka: Any, **overrides: Any) -> AlertsSettings:
     suffix = uuid.uuid4().hex[:8]
     settings = AlertsSettings(kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap_servers),
                               topics=Topics(alerts=f"test.alerts.{suffix}"), cases_topic=f"test.cases.{suffix}",
-                              clickhouse_history=False, **overrides)
+                              clickhouse_history=False, rebuild_timeout_s=30, **overrides)
     ensure_topics(settings.kafka, [settings.topics.alerts, settings.cases_topic, settings.state_topic_name()],
                   configs={"cleanup.policy": "compact"})
     return settings
@@ -98,12 +99,7 @@ async def start_worker(settings: AlertsSettings, receiver: Receiver, clock: Cloc
                             publish_case=publisher(settings.cases_topic),
                             state_log=StateLog(publisher(settings.state_topic_name())), clock=clock)
     runtime.cases.rebuild(await replay_topic(settings.kafka, settings.cases_topic, 30))
-    reader = StateTopicReader(settings.kafka, settings.state_topic_name())
-    await reader.start(30)
-    try:
-        records = latest(await reader.replay(30))
-    finally:
-        await reader.stop()
+    records = await replay_state(settings)
     restored = runtime.restore(records)
     runtime.started.set()
     api = httpx.AsyncClient(transport=httpx.ASGITransport(build_api(runtime, registry, ready=lambda: (True, 1),

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 
 from deploy.embedded.launcher import KSP, ServiceStack, wait_until
 from deploy.embedded.process import ManagedProcess, free_port
+from schemas.scored import ScoredEvent
 from services.common.clickhouse import connect
-from services.common.settings import ClickHouseSettings
+from services.common.kafka import security_config
+from services.common.settings import ClickHouseSettings, KafkaSettings
 
 __all__ = ["KSP", "Pipeline", "WebhookReceiver", "wait_until"]
 
@@ -86,3 +89,14 @@ def pipeline(kafka, clickhouse, tmp_path_factory: pytest.TempPathFactory) -> Ite
     finally:
         stack.stop()
         webhook.stop()
+
+
+def produce_scored(kafka: KafkaSettings, topic: str, events: Iterable[ScoredEvent]) -> None:
+    """Publish scored events as the scoring service does (keyed by event id), acknowledged."""
+    producer = KafkaProducer(**security_config(kafka), acks="all", linger_ms=5)
+    try:
+        for s in events:
+            producer.send(topic, key=s.event_id.encode(), value=s.model_dump_json().encode())
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=5)

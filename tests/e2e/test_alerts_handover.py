@@ -17,16 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
-from kafka import KafkaProducer
 
 from deploy.embedded.launcher import RunScope, ServiceStack, partitions, wait_until
 from deploy.embedded.process import ManagedProcess
 from schemas.scored import ScoredEvent
 from schemas.topics import Topics
-from services.common.kafka import security_config
 from services.common.settings import KafkaSettings
 from tests.alerts.test_delivery import Receiver
 from tests.alerts.test_flows import scored
+from tests.e2e.conftest import produce_scored
 
 pytestmark = pytest.mark.slow
 
@@ -57,13 +56,7 @@ class Deployment:
     urls: dict[str, str]
 
     def produce(self, *events: ScoredEvent) -> None:
-        producer = KafkaProducer(**security_config(self.kafka), acks="all")
-        try:
-            for s in events:
-                producer.send(self.topics.scored, key=s.event_id.encode(), value=s.model_dump_json().encode())
-            producer.flush(timeout=30)
-        finally:
-            producer.close(timeout=5)
+        produce_scored(self.kafka, self.topics.scored, events)
 
     def parked(self, name: str) -> list[dict[str, Any]]:
         try:

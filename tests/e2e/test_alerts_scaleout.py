@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 
 from deploy.embedded.launcher import RunScope, ServiceStack, partitions, wait_until
 from deploy.embedded.process import ManagedProcess
@@ -33,6 +33,7 @@ from services.common.kafka import security_config
 from services.common.settings import KafkaSettings
 from tests.alerts.test_delivery import Receiver
 from tests.alerts.test_flows import DROPPED, IN_CONTROL, run, scored
+from tests.e2e.conftest import produce_scored
 
 pytestmark = pytest.mark.slow
 
@@ -72,13 +73,7 @@ class Workers:
     processes: dict[str, ManagedProcess]
 
     def produce(self, events: list[ScoredEvent]) -> None:
-        producer = KafkaProducer(**security_config(self.kafka), acks="all", linger_ms=5)
-        try:
-            for s in events:
-                producer.send(self.topics.scored, key=s.event_id.encode(), value=s.model_dump_json().encode())
-            producer.flush(timeout=30)
-        finally:
-            producer.close(timeout=5)
+        produce_scored(self.kafka, self.topics.scored, events)
 
     def notified(self, kind: str, status: str = "firing") -> list[dict[str, Any]]:
         """Every alert of this kind in the webhook's notifications (one entry per notification)."""
