@@ -30,7 +30,7 @@ from services.alerts.state.durable import apply_remote
 from services.alerts.state.log import StateLog, StateTopicReader, latest
 from services.alerts.state.records import StateRecord
 from services.common.clickhouse import connect
-from services.common.faust_kafka import base_config, direct_sender, new_app
+from services.common.faust_kafka import base_config, direct_sender, new_app, producer_config
 from services.common.kafka import ensure_topics, partition_count
 
 log = logging.getLogger("ksp.alerts")
@@ -39,7 +39,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per delive
 
 def faust_config(settings: AlertsSettings) -> dict[str, Any]:
     config = base_config(settings.kafka, app_id=settings.consumer_group, worker_id=settings.worker_id)
-    return config | {
+    return config | producer_config(settings.producer_linger_ms, settings.producer_max_batch_bytes) | {
         "web_enabled": True,
         "web_bind": settings.api_host,
         "web_port": settings.api_port,

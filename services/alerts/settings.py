@@ -128,6 +128,10 @@ class AlertsSettings(ServiceSettings):
     # agent
     agent_batch_size: int = Field(500, ge=1, description="Scored events the agent takes at once.")
     agent_batch_within_s: float = Field(0.05, gt=0, description="Max wait to fill an agent batch.")
+    producer_linger_ms: int = Field(
+        5, ge=0, description="Producer linger: sends to the repartition, notify, alerts, cases and state "
+        "topics wait this long to share a request (every scored event is re-published once per scope level).")
+    producer_max_batch_bytes: int = Field(1_048_576, description="Producer max batch size in bytes.")
     repartition_partitions: int | None = Field(
         None, ge=1, description="Partitions of the repartition topics `<consumer_group>.by-scope` "
         "and `.by-customer` (detector state is spread over the workers by them) when they are "
