@@ -29,7 +29,7 @@ from services.scoring.metrics import ScoringMetrics
 from services.scoring.processing import RawMessage, process_message
 from services.scoring.sink.consumer import ClickHouseSink
 from services.scoring.sink.errors import refusal
-from services.scoring.sink.rows import COLUMNS, to_row
+from services.scoring.sink.rows import COLUMNS, dedup_token, to_row
 from services.scoring.sink.writer import ClickHouseWriter
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -253,6 +253,49 @@ def test_the_same_rows_carry_the_same_tokens_so_clickhouse_stores_a_repeated_wri
     assert len(first.refused) == len(again.refused) == 2
     assert stored_counts(env) == {e.event_id: 1 for i, e in enumerate(scored) if i not in (13, 77)}
     assert aggregated_responses(env) == 98
+
+
+class HalfDoneFirstInsert(ClickHouseWriter):
+    """Our writer, whose first insert ClickHouse only half does, as when the server dies between
+    committing the source part and a view's part: feedback_events stores the rows, the push to
+    quality_minute fails for real (TOO_MANY_PARTS, ignored for that one insert), and the answer
+    is lost."""
+
+    def __init__(self, env: Env) -> None:
+        super().__init__(lambda: connect(env.clickhouse), env.table, env.scored, backoff_initial_s=0.1)
+        self.env = env
+        self.after_half_done: tuple[int, int] | None = None  # stored, aggregated
+
+    def _insert(self, client: Any, rows: Any) -> None:
+        if self.after_half_done is not None:
+            return super()._insert(client, rows)
+        views = f"{self.env.clickhouse.database}.quality_minute"
+        client.command(f"ALTER TABLE {views} MODIFY SETTING parts_to_throw_insert = 1")
+        try:
+            client.insert(self.table, list(rows), column_names=list(COLUMNS), settings={
+                "insert_deduplication_token": dedup_token(self.topic, rows),
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+                "materialized_views_ignore_errors": 1,
+            })
+        finally:
+            client.command(f"ALTER TABLE {views} RESET SETTING parts_to_throw_insert")
+        self.after_half_done = (len(stored_counts(self.env)), aggregated_responses(self.env))
+        raise ConnectionError("the server went away before answering")
+
+
+def test_an_insert_left_half_done_is_completed_in_the_views_by_the_retry(env: Env) -> None:
+    """The retry re-sends the same parts with the same tokens, not just the rows missing from
+    feedback_events: ClickHouse drops the source part it has and adds the view part it lacks."""
+    scored = events(env.run, 60, poison=set())
+    rows = {e.event_id: to_row(e, 0, i) for i, e in enumerate(scored)}
+    earlier = dict(list(rows.items())[:10])  # gives quality_minute a part, so the next push fails
+    writer_for(env, ScoringMetrics(CollectorRegistry())).write(earlier, should_stop=lambda: False)
+    writer = HalfDoneFirstInsert(env)
+    result = writer.write({k: v for k, v in rows.items() if k not in earlier}, should_stop=lambda: False)
+    assert writer.after_half_done == (60, 10)  # the fault really left the views behind
+    assert result.inserted == 50 and result.refused == []
+    assert stored_counts(env) == {e.event_id: 1 for e in scored}
+    assert aggregated_responses(env) == 60
 
 
 def test_a_clickhouse_outage_is_retried_and_nothing_is_lost_or_committed_meanwhile(env: Env, clickhouse) -> None:  # type: ignore[no-untyped-def]

@@ -45,11 +45,22 @@ class ClickHouseWriter:
 
     def write(self, rows: Mapping[str, list[Any]], should_stop: Callable[[], bool]) -> WriteResult:
         """Store `rows` (by event id) once, except those refused for good; retries transient
-        failures until stored or `should_stop()`."""
+        failures until stored or `should_stop()`.
+
+        Which rows to send is decided once, before the first insert: a retry re-sends the same
+        parts with the same tokens even if ClickHouse already stored some of them. A failure can
+        leave an insert half done (the source part committed, a materialized view's not, e.g.
+        when the server dies in between); only the identical repeat lets ClickHouse drop what it
+        has and add what it misses, part by part and view by view. Filtering the stored ids
+        again would skip those rows and leave the aggregates short."""
         delay = self.backoff_initial_s
+        fresh: list[list[Any]] | None = None
         while True:
             try:
-                return self._write_once(rows)
+                client = self._connected()
+                if fresh is None:
+                    fresh = self._not_yet_stored(client, rows)
+                return self._insert_all(client, fresh)
             except Exception as exc:  # transient: connection, server, timeout
                 self._on_failure("transient")
                 if should_stop():
@@ -59,11 +70,13 @@ class ClickHouseWriter:
                 time.sleep(delay)
                 delay = min(delay * 2, self.backoff_max_s)
 
-    def _write_once(self, rows: Mapping[str, list[Any]]) -> WriteResult:
-        client = self._connected()
+    def _not_yet_stored(self, client: Client, rows: Mapping[str, list[Any]]) -> list[list[Any]]:
+        """The rows a replay with other batch boundaries has not stored yet, in offset order
+        (bisection in offset order splits the same rows into the same parts)."""
         stored = self._stored(client, list(rows))
-        # Bisection in offset order: the same rows always split into the same parts.
-        fresh = sorted((row for event_id, row in rows.items() if event_id not in stored), key=position)
+        return sorted((row for event_id, row in rows.items() if event_id not in stored), key=position)
+
+    def _insert_all(self, client: Client, fresh: list[list[Any]]) -> WriteResult:
         refused = insert_isolating(fresh, lambda part: self._insert(client, part), self._classify)
         for row, why in refused:
             log.error("clickhouse refused event %s (%s); dead-lettering it: %s", row[0], why.error, why.detail)
