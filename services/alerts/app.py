@@ -30,7 +30,13 @@ from services.alerts.state.durable import apply_remote
 from services.alerts.state.log import StateLog, StateTopicReader, latest
 from services.alerts.state.records import StateRecord
 from services.common.clickhouse import connect
-from services.common.faust_kafka import base_config, direct_sender, new_app, producer_config
+from services.common.faust_kafka import (
+    base_config,
+    direct_sender,
+    new_app,
+    producer_config,
+    track_output_topics,
+)
 from services.common.kafka import ensure_topics, partition_count
 
 log = logging.getLogger("ksp.alerts")
@@ -101,7 +107,6 @@ class AlertsService(Service):
 
     async def on_start(self) -> None:
         s = self.runtime.settings
-        await asyncio.to_thread(ensure_topics, s.kafka, [s.cases_topic, s.topics.alerts])
         self.reader = CaseTopicReader(s.kafka, s.cases_topic)
         await self.reader.start(s.rebuild_timeout_s)
         events = await self.reader.replay(s.rebuild_timeout_s)
@@ -114,7 +119,6 @@ class AlertsService(Service):
         """Deliveries, silences, notification groups and firing alerts from before a restart."""
         s = self.runtime.settings
         topic = s.state_topic_name()
-        await asyncio.to_thread(ensure_topics, s.kafka, [topic], None, {"cleanup.policy": "compact"})
         self.state_reader = StateTopicReader(s.kafka, topic)
         await self.state_reader.start(s.rebuild_timeout_s)
         records = latest(await self.state_reader.replay(s.rebuild_timeout_s))
@@ -178,15 +182,23 @@ class AlertsService(Service):
         await self.client.aclose()
 
 
-def ensure_internal_topics(settings: AlertsSettings) -> InternalTopics:
-    """The repartition topics exist before the agents subscribe (Tansu drops records for
-    unknown topics). by-scope/by-customer get the scored topic's partition count, so detection
-    spreads as far as the input does; notify has one partition: one notifying worker."""
+def ensure_output_topics(settings: AlertsSettings) -> InternalTopics:
+    """Every topic the worker writes exists before it starts (Tansu never acknowledges records
+    for unknown topics, and the producer tracks them all from the start: `track_topics`).
+    by-scope/by-customer get the scored topic's partition count, so detection spreads as far
+    as the input does; notify has one partition: one notifying worker."""
     topics = InternalTopics.of(settings.consumer_group)
     partitions = settings.repartition_partitions or partition_count(settings.kafka, settings.topics.scored)
     ensure_topics(settings.kafka, [topics.by_scope, topics.by_customer], partitions=partitions)
     ensure_topics(settings.kafka, [topics.notify], partitions=1)
+    ensure_topics(settings.kafka, [settings.cases_topic, settings.topics.alerts])
+    ensure_topics(settings.kafka, [settings.state_topic_name()], configs={"cleanup.policy": "compact"})
     return topics
+
+
+def output_topics(settings: AlertsSettings, topics: InternalTopics) -> list[str]:
+    return [topics.by_scope, topics.by_customer, topics.notify, settings.cases_topic, settings.topics.alerts,
+            settings.state_topic_name()]
 
 
 async def replay_state(settings: AlertsSettings) -> list[StateRecord]:
@@ -228,7 +240,8 @@ def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = Non
     history = (HistoryWriter(lambda: connect(settings.clickhouse), settings.clickhouse.database)
                if settings.clickhouse_history else None)
     state_topic = app.topic(settings.state_topic_name(), key_serializer="raw", value_serializer="raw")
-    topics = ensure_internal_topics(settings)
+    topics = ensure_output_topics(settings)
+    track_output_topics(app, output_topics(settings, topics))
     notify_topic = app.topic(topics.notify, key_serializer="raw", value_serializer="raw")
     runtime = AlertsRuntime(settings, evaluator=evaluator, notifier=notifier, outbox=outbox, metrics=metrics,
                             publish_alert=alerts_topic.send, publish_case=cases_topic.send, history=history,

@@ -20,7 +20,7 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 
 from services.common.faust_consumer import BatchDrainConsumer
-from services.common.kafka import faust_credentials
+from services.common.kafka import faust_credentials, track_topics
 from services.common.partitioner import partition_for
 from services.common.settings import KafkaSettings, LogSettings
 
@@ -119,3 +119,15 @@ def producer_config(linger_ms: int, max_batch_bytes: int) -> dict[str, Any]:
     """Faust producer settings that matter for throughput: linger so sends share requests."""
     return {"producer_linger_ms": linger_ms, "producer_max_batch_size": max_batch_bytes,
             "producer_partitioner": kafka_partitioner}
+
+
+def track_output_topics(app: faust.App, topics: Sequence[str]) -> None:
+    """At start, keep every topic the app writes in its producer's metadata (`track_topics`):
+    otherwise the first send to a topic created after the producer started can strand records
+    lingering for the others until they expire."""
+
+    async def track() -> None:
+        producer = await app.maybe_start_producer()
+        await track_topics(producer._producer.client, topics)  # Faust keeps the aiokafka producer private
+
+    app.task(track)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from services.common.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from aiokafka.client import AIOKafkaClient
 
 
 def security_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -95,3 +99,17 @@ def partition_count(kafka: KafkaSettings, name: str) -> int | None:
         return len(partitions[0]) if partitions and partitions[0] else None
     finally:
         admin.close()
+
+
+async def track_topics(client: AIOKafkaClient, topics: Iterable[str]) -> None:
+    """Keep `topics` in every metadata refresh of an aiokafka producer's client.
+
+    aiokafka refreshes metadata for all topics until the producer first sends to a topic its
+    bootstrap metadata lacked (one created after it started); from then on it asks only for
+    the topics it was asked about. A topic known only from the bootstrap then drops out at the
+    next refresh, and a batch still lingering for it finds no leader: its sender keeps
+    refreshing without that topic until the batch expires (request timeout) and fails. So a
+    service tracks every topic it produces to as soon as its producer starts."""
+    for topic in topics:
+        client.add_topic(topic)
+    await client.force_metadata_update()

@@ -13,7 +13,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from services.common.clickhouse import connect
-from services.common.faust_kafka import base_config, direct_sender, new_app, producer_config
+from services.common.faust_kafka import (
+    base_config,
+    direct_sender,
+    new_app,
+    producer_config,
+    track_output_topics,
+)
 from services.common.kafka import aiokafka_config
 from services.scoring.lag import register_lag_reporter
 from services.scoring.metrics import ScoringMetrics
@@ -98,6 +104,7 @@ def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = No
     from services.scoring.agents import register_agents
 
     register_agents(app, settings, pipeline)
+    track_output_topics(app, settings.output_topics())
     sink = None
     if settings.sink_enabled:
         sink = SinkService(settings, metrics, direct_sender(app, settings.topics.deadletter), loop=None)  # type: ignore[arg-type]

@@ -26,7 +26,5 @@ def ensure_output_topics(settings: ScoringSettings, log: logging.Logger) -> None
     """Create the topics the worker reads and writes if they are missing. A send to a missing
     topic is never acknowledged by the embedded broker (nor by Kafka with auto-creation off),
     and the agent waits for every acknowledgement before it moves on: it would stall."""
-    t = settings.topics
-    names = [t.raw, t.scored, t.deadletter] + ([t.aggregates] if settings.publish_aggregates else [])
-    if created := ensure_topics(settings.kafka, names):
+    if created := ensure_topics(settings.kafka, [settings.topics.raw, *settings.output_topics()]):
         log.info("created missing topics %s", ", ".join(created))

@@ -36,3 +36,8 @@ class ScoringSettings(ServiceSettings):
     sink_backoff_max_s: float = Field(10.0, description="Max delay between insert retries.")
     table: str = Field("feedback_events", description="Table of scored events.")
     use_uvloop: bool = Field(True, description="Run the event loop on uvloop.")
+
+    def output_topics(self) -> list[str]:
+        """Every topic the worker writes."""
+        t = self.topics
+        return [t.scored, t.deadletter] + ([t.aggregates] if self.publish_aggregates else [])
