@@ -9,7 +9,9 @@
 
 Every case event is applied in memory, published to the cases topic (the source of truth the
 store is rebuilt from) and written to ClickHouse `alert_events`; subscribers of the event
-stream (GET /v1/stream) see it too. The agent never waits for a delivery or for ClickHouse.
+stream (GET /v1/stream) see it too. The agent never waits for a delivery or for ClickHouse,
+but each step (a batch, a tick, a command) ends only once the broker acknowledged the alert,
+notify and case records it published: resent until then, never dropped silently.
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ from services.alerts.settings import AlertsSettings
 from services.alerts.state.durable import Restored, StateWriter, restore
 from services.alerts.state.log import StateLog
 from services.alerts.state.records import StateRecord
+from services.common.delivery import Output, deliver
 
 log = logging.getLogger("ksp.alerts")
 
-Publish = Callable[..., Awaitable[Any]]
+Publish = Callable[..., Awaitable[Any]]  # send(key=, value=) -> the broker's acknowledgement
+ACK_WARN_S = 30.0
 
 
 def utcnow() -> datetime:
@@ -131,6 +135,7 @@ class AlertsRuntime:
         self.started = asyncio.Event()
         self.accepted_at: dict[str, datetime] = {}  # alert id -> accepted_at of the triggering event
         self._lock = asyncio.Lock()
+        self._outputs: list[Output] = []  # this step's records, acknowledged before it ends
         self._rules_checked = 0.0
         self._snapshot_at = 0.0  # loop time of the last periodic detector snapshot
         outbox.on_result = self._on_delivery
@@ -158,6 +163,7 @@ class AlertsRuntime:
                 if alerts:
                     await self._on_alerts(alerts, now, scored)
             self._dispatch(self.clock())
+            await self._acknowledged()
 
     async def handle_scopes(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         """One batch from the by-scope repartition topic: (key, scored event) records, each
@@ -175,6 +181,7 @@ class AlertsRuntime:
                     if alerts:
                         await self._on_alerts(alerts, now, scored)
             self._dispatch(self.clock())
+            await self._acknowledged()
 
     async def handle_customers(self, values: Sequence[bytes]) -> None:
         """One batch from the by-customer repartition topic: churn detection and the closed
@@ -191,6 +198,7 @@ class AlertsRuntime:
                     if alerts:
                         await self._on_alerts(alerts, now, scored)
             self._dispatch(self.clock())
+            await self._acknowledged()
 
     async def handle_notify(self, values: Sequence[bytes]) -> None:
         """One batch from the notify topic (this worker owns its only partition)."""
@@ -222,7 +230,18 @@ class AlertsRuntime:
             self.notifier.receive(alert, now)
             return
         record = NotifyRecord(alert=alert, accepted_at=accepted_at)
-        await self.publish_notify(key=alert.fingerprint.encode(), value=record.model_dump_json().encode())
+        self._publish(self.publish_notify, alert.fingerprint.encode(), record.model_dump_json().encode())
+
+    def _publish(self, send: Publish, key: bytes, value: bytes) -> None:
+        self._outputs.append(Output(send, key, value))
+
+    async def _acknowledged(self) -> None:
+        """Return once the broker acknowledged every record this step published (resending what
+        it failed): an alert, its notify record or a case event is never dropped silently, and
+        the step's input is acknowledged only after its outputs are safe (hold the lock)."""
+        outputs, self._outputs = self._outputs, []
+        if outputs:
+            await deliver(outputs, warn_after_s=ACK_WARN_S)
 
     # -- tick ----------------------------------------------------------------------------
     async def tick(self) -> None:
@@ -239,6 +258,7 @@ class AlertsRuntime:
                 for event in self.cases.overdue(now):
                     self._escalate(event)
                     await self._record(event)
+            await self._acknowledged()
             self.metrics.firing.set(len(self.evaluator.firing()))
             self.metrics.pending.set(len(self.outbox.pending()))
             for state, n in self.cases.counts().items():
@@ -314,7 +334,7 @@ class AlertsRuntime:
     # -- alerts and cases ----------------------------------------------------------------
     async def _on_alerts(self, alerts: Sequence[Alert], now: datetime, scored: ScoredEvent | None = None) -> None:
         for alert in alerts:
-            await self.publish_alert(key=alert.fingerprint.encode(), value=alert.model_dump_json().encode())
+            self._publish(self.publish_alert, alert.fingerprint.encode(), alert.model_dump_json().encode())
             self.metrics.alerts.labels(alert.kind.value, alert.severity.value, alert.status.value).inc()
             if alert.status is AlertStatus.firing:
                 self.metrics.fired.labels(alert.rule, alert.severity.value).inc()
@@ -345,11 +365,7 @@ class AlertsRuntime:
         self.metrics.case_events.labels(event.action.value).inc()
         if event.action.value == "escalated":
             self.metrics.escalations.labels(case.alert.severity.value).inc()
-        try:
-            await self.publish_case(key=event.case_id.encode(), value=event.model_dump_json().encode())
-        except Exception:
-            log.exception("case event %s#%d could not be published to %s", event.case_id, event.sequence,
-                          self.settings.cases_topic)
+        self._publish(self.publish_case, event.case_id.encode(), event.model_dump_json().encode())
         if self.history is not None:
             self.history.case_event(event, case)
         self.hub.publish("case", {"action": event.action.value, "sequence": event.sequence,
@@ -403,6 +419,7 @@ class AlertsRuntime:
             case = self.cases.get(case_id)
             event = decide(case, name, command, self.clock())
             updated = await self._record(event)
+            await self._acknowledged()
             return updated or self.cases.get(case_id)
 
     def active_silences(self, now: datetime | None = None) -> list[Silence]:

@@ -105,8 +105,8 @@ async def harness(kafka: Any, clickhouse: Any, fail_first: int = 0) -> AsyncIter
     client = httpx.AsyncClient(timeout=5)
 
     async def publisher(topic: str) -> Any:
-        async def send(*, key: bytes, value: bytes) -> None:
-            await producer.send_and_wait(topic, value, key=key)
+        async def send(*, key: bytes, value: bytes, headers: Any = None) -> Any:
+            return await producer.send(topic, value, key=key)  # the acknowledgement
         return send
 
     evaluator, notifier = engine()

@@ -249,8 +249,10 @@ def test_a_second_worker_follows_the_cases_topic_and_leaves_system_events_to_the
         owner.apply(event)
     command(owner, alert.alert_id, "acknowledge", T0)
 
-    async def nothing(**_: object) -> None:
-        return None
+    async def nothing(**_: object) -> asyncio.Future[None]:
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        acknowledged.set_result(None)
+        return acknowledged
 
     async def scenario() -> AlertsRuntime:
         rules = load_rules(None)

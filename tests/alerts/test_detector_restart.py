@@ -66,8 +66,8 @@ async def start(settings: AlertsSettings, join: Join | None = None) -> Worker:
     await producer.start()
 
     def publisher(topic: str) -> Any:
-        async def send(*, key: bytes, value: bytes | None) -> None:
-            await producer.send_and_wait(topic, value, key=key)
+        async def send(*, key: bytes, value: bytes | None, headers: Any = None) -> Any:
+            return await producer.send(topic, value, key=key)  # the acknowledgement
         return send
 
     rules = rules_yaml(DROP_RULES)

@@ -85,8 +85,8 @@ async def start_worker(settings: AlertsSettings, receiver: Receiver, clock: Cloc
     client = httpx.AsyncClient(timeout=2)
 
     def publisher(topic: str) -> Any:
-        async def send(*, key: bytes, value: bytes | None) -> None:
-            await producer.send_and_wait(topic, value, key=key)
+        async def send(*, key: bytes, value: bytes | None, headers: Any = None) -> Any:
+            return await producer.send(topic, value, key=key)  # the acknowledgement
         return send
 
     rules = load_rules(None)

@@ -43,17 +43,37 @@ class StateLog:
     async def _drain(self) -> None:
         delay = self.backoff_s
         while self._queue:
-            key, value = self._queue[0]
-            try:
-                await self.send(key=key, value=value)
-            except Exception as exc:  # noqa: BLE001 -- kept and retried, in order
-                self.failures += 1
-                log.warning("state record %s could not be written (will retry): %r", key.decode(), exc)
+            sent = list(self._queue)
+            written = await self._write_in_order(sent)
+            for _ in range(written):
+                self._queue.popleft()
+            if written < len(sent):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_max_s)
-                continue
-            delay = self.backoff_s
-            self._queue.popleft()
+            else:
+                delay = self.backoff_s
+
+    async def _write_in_order(self, records: list[tuple[bytes, bytes | None]]) -> int:
+        """Send the records pipelined; how many, from the first, the broker acknowledged. The
+        rest go again in order (a record acknowledged after a failed one is written twice,
+        which a compacted topic read for the latest record per key absorbs)."""
+        acknowledgements: list[Awaitable[Any]] = []
+        failure: BaseException | None = None
+        for key, value in records:
+            try:
+                acknowledgements.append(await self.send(key=key, value=value))
+            except Exception as exc:  # noqa: BLE001 -- kept and retried, in order
+                failure = exc
+                break
+        results = await asyncio.gather(*acknowledgements, return_exceptions=True)
+        written = next((i for i, r in enumerate(results) if isinstance(r, BaseException)), len(results))
+        if written < len(results):
+            failure = results[written]  # type: ignore[assignment]
+        if failure is not None:
+            self.failures += 1
+            log.warning("state record %s could not be written (will retry): %r",
+                        records[written][0].decode(), failure)
+        return written
 
     async def flush(self, timeout: float) -> bool:
         """Wait (up to `timeout`) until every queued record is written; True when done."""
