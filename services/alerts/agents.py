@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import faust
 from faust.types import StreamT
 
-from services.alerts.packing import unpack
+from services.alerts.packing import Message, unpack_all
 from services.alerts.repartition import InternalTopics
 from services.alerts.settings import AlertsSettings
 
@@ -27,6 +27,7 @@ class Handlers:
     scopes: Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # (key, value) records
     customers: Batch
     notify: Batch
+    unreadable: Callable[[Message, ValueError], None]  # a repartition message that cannot be unpacked
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> faust.TopicT:
@@ -47,13 +48,13 @@ def register_agents(app: faust.App, settings: AlertsSettings, topics: InternalTo
     async def detect_scopes(stream: StreamT[bytes]) -> None:
         assert isinstance(stream, faust.Stream)  # take_events is on Stream, not on the StreamT protocol
         async for events in stream.take_events(*take):
-            await handlers.scopes([r for e in events for r in unpack(e.key, e.value)])
+            await handlers.scopes(unpack_all(events, handlers.unreadable))
 
     @app.agent(_raw_topic(app, topics.by_customer), name="detect-customers")
     async def detect_customers(stream: StreamT[bytes]) -> None:
         assert isinstance(stream, faust.Stream)
         async for events in stream.take_events(*take):
-            await handlers.customers([value for e in events for _, value in unpack(e.key, e.value)])
+            await handlers.customers([value for _, value in unpack_all(events, handlers.unreadable)])
 
     @app.agent(_raw_topic(app, topics.notify, partitions=1), name="notify")
     async def notify(stream: StreamT[bytes]) -> None:

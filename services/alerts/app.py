@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -23,6 +24,7 @@ from services.alerts.delivery.slack import SlackChannel
 from services.alerts.delivery.webhook import WebhookChannel
 from services.alerts.handover import Handover
 from services.alerts.metrics import AlertsMetrics
+from services.alerts.packing import Message
 from services.alerts.repartition import InternalTopics, Repartitioner
 from services.alerts.service import AlertsRuntime
 from services.alerts.settings import AlertsSettings
@@ -225,6 +227,16 @@ def follow_assignment(app: faust.App, handover: Handover) -> None:
     app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
 
 
+def skip_unreadable(metrics: AlertsMetrics) -> Callable[[Message, ValueError], None]:
+    def unreadable(message: Message, exc: ValueError) -> None:
+        metrics.unreadable.inc()
+        where = getattr(message, "message", None)  # a Faust event: its Kafka message's position
+        log.error("unreadable repartition message skipped at %s offset %s: %s",
+                  getattr(where, "tp", "?"), getattr(where, "offset", "?"), exc)
+
+    return unreadable
+
+
 def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = None) -> faust.App:
     registry = registry or CollectorRegistry()
     metrics = AlertsMetrics(registry)
@@ -256,7 +268,8 @@ def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = Non
     }, metrics, partitions).forward
     register_agents(app, settings, topics, Handlers(forward=forward, scopes=runtime.handle_scopes,
                                                      customers=runtime.handle_customers,
-                                                     notify=runtime.handle_notify))
+                                                     notify=runtime.handle_notify,
+                                                     unreadable=skip_unreadable(metrics)))
     app.service(AlertsService(runtime, client, loop=None))  # type: ignore[arg-type]
 
     def ready() -> tuple[bool, int]:

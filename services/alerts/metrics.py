@@ -14,7 +14,8 @@ class AlertsMetrics:
                                      "the repartition topics, by route (scope level or customer)",
                                      ["route"], registry=registry)
         self.unreadable = Counter("ksp_alerts_events_unreadable_total", "Scored events that failed "
-                                  "validation and were skipped", registry=registry)
+                                  "validation, and repartition messages that could not be unpacked, "
+                                  "skipped (logged with their position)", registry=registry)
         self.alerts = Counter("ksp_alerts_state_changes_total", "Alert state changes",
                               ["kind", "severity", "status"], registry=registry)
         self.fired = Counter("ksp_alerts_fired_total", "Alerts fired, by rule and severity",

@@ -14,7 +14,8 @@ length, the value. A message without the magic is one plain record (its own key 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 MAGIC = b"KSPk"
 _LEN = struct.Struct(">I")
@@ -46,4 +47,24 @@ def unpack(key: bytes | None, value: bytes) -> list[Record]:
         raise ValueError(f"truncated packed repartition message: {exc}") from exc
     if at != end:
         raise ValueError("truncated packed repartition message")
+    return out
+
+
+class Message(Protocol):
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes: ...
+
+
+def unpack_all(messages: Iterable[Message], unreadable: Callable[[Message, ValueError], None]) -> list[Record]:
+    """The records of many messages; one that cannot be unpacked (a bug or a foreign producer)
+    is handed to `unreadable` and skipped, so it cannot stop its agent and its batch."""
+    out: list[Record] = []
+    for message in messages:
+        try:
+            out += unpack(message.key, message.value)
+        except ValueError as exc:
+            unreadable(message, exc)
     return out
