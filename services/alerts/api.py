@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from schemas.cases import CaseCommand, Silence
 from services.alerts.cases.model import CaseError
 from services.alerts.cases.store import CaseFilter
-from services.alerts.service import AlertsRuntime, case_summary
+from services.alerts.service import AlertsRuntime, NotTheNotifier, case_summary
 from services.common.statistics import mean_interval, nps_interval
 
 PROBLEM_BASE = "https://kundensprechen.dev/problems/"
@@ -218,7 +218,7 @@ def build_api(runtime: AlertsRuntime, registry: CollectorRegistry, *, ready: Cal
                            unit=unit, customer_id=customer_id, rule=rule)
         cases = runtime.cases.query(where, limit)
         firing = [a.model_dump(mode="json") for a in runtime.evaluator.firing()]
-        parked = [d.to_json() for d in runtime.outbox.parked()]
+        parked = [d.to_json() for d in runtime.parked()]
         for p in parked:
             p.pop("history", None)
         return {"count": len(cases), "cases": [case_summary(c) for c in cases], "counts": runtime.cases.counts(),
@@ -273,14 +273,16 @@ def build_api(runtime: AlertsRuntime, registry: CollectorRegistry, *, ready: Cal
     # -- deliveries ------------------------------------------------------------------------
     @api.get("/v1/deliveries/parked", tags=["deliveries"])
     async def parked() -> dict[str, Any]:
-        items = [d.to_json() for d in runtime.outbox.parked()]
-        return {"count": len(items), "deliveries": items}
+        items = [d.to_json() for d in runtime.parked()]
+        return {"count": len(items), "deliveries": items, "notifier": runtime.notifying}
 
     @api.post("/v1/deliveries/parked/{delivery_id}/replay", status_code=202, tags=["deliveries"])
     async def replay(delivery_id: str) -> Any:
         path = f"/v1/deliveries/parked/{delivery_id}/replay"
         try:
             delivery = runtime.replay(delivery_id)
+        except NotTheNotifier as exc:
+            return problem(409, "not-the-notifier", "Not the notifying worker", str(exc), path)
         except KeyError:
             return problem(404, "not-found", "Not found", f"no delivery {delivery_id!r}", path)
         except ValueError as exc:

@@ -38,10 +38,20 @@ from services.alerts.repartition import NotifyRecord, level_of
 from services.alerts.settings import AlertsSettings
 from services.alerts.state.durable import Restored, StateWriter, restore
 from services.alerts.state.log import StateLog
+from services.alerts.state.parked import ParkedView
 from services.alerts.state.records import StateRecord
 from services.common.delivery import Output, deliver
 
 log = logging.getLogger("ksp.alerts")
+
+class NotTheNotifier(Exception):
+    """A request only the notifying worker can serve (it owns the deliveries)."""
+
+    def __init__(self, delivery_id: str, notifier: str | None) -> None:
+        super().__init__(f"delivery {delivery_id} belongs to the notifying worker "
+                         f"({notifier or 'unknown'}); send the request to it")
+        self.notifier = notifier
+
 
 Publish = Callable[..., Awaitable[Any]]  # send(key=, value=) -> the broker's acknowledgement
 ACK_WARN_S = 30.0
@@ -141,6 +151,7 @@ class AlertsRuntime:
         outbox.on_result = self._on_delivery
         # deliveries, silences and notification groups survive a restart (state/durable.py)
         self.state = StateWriter(state_log, settings.worker_id)
+        self.parked_view = ParkedView()  # what the notifier parked, as the state topic tells
         outbox.on_change = self.state.delivery
 
     # -- agent ---------------------------------------------------------------------------
@@ -451,7 +462,14 @@ class AlertsRuntime:
         self.hub.publish("silence", {"action": "deleted", "silence_id": silence_id})
         return True
 
+    def parked(self) -> list[Delivery]:
+        """Parked deliveries: the outbox's on the notifier, the state topic's view elsewhere."""
+        return self.outbox.parked() if self.notifying else self.parked_view.deliveries()
+
     def replay(self, delivery_id: str) -> Delivery:
+        """Send a parked delivery again (the notifier only: NotTheNotifier elsewhere)."""
+        if not self.notifying:
+            raise NotTheNotifier(delivery_id, self.parked_view.parked_by(delivery_id))
         delivery = self.outbox.replay(delivery_id)
         self.metrics.parked.set(len(self.outbox.parked()))
         return delivery

@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 from schemas.alert import AlertStatus, Severity
 from schemas.cases import CaseAction, CaseEvent, Silence
 from services.alerts.cases import CaseStore
-from services.alerts.delivery.outbox import PARKED, Delivery
+from services.alerts.delivery.outbox import PARKED, PENDING, Delivery
 from services.alerts.flows import AlertEvaluator
 from services.alerts.notify import Notifier
 from services.alerts.notify.escalation import escalation_notification
 from services.alerts.rules import RulesError, load_rules, parse
 from services.alerts.state.durable import apply_remote
 from services.alerts.state.log import latest
+from services.alerts.state.parked import ParkedView
 from services.alerts.state.records import DeliveryRecord, SilenceRecord, decode, encode
 from tests.alerts.test_api import scored_event
 from tests.alerts.test_notify import T0, H, M, S, make, resolve, routing
@@ -83,6 +84,24 @@ def test_an_ended_group_and_an_expired_silence_are_reported_as_removed() -> None
     notifier.due(T0 + 6 * M)
     groups, expired = notifier.take_changes()
     assert list(groups.values()) == [None] and expired == ["s1"]
+
+
+def test_every_worker_lists_what_the_notifier_parked_until_it_is_replayed_or_delivered() -> None:
+    notifier = Notifier(routing())
+    notifier.receive(make(), T0)
+    [notification] = notifier.due(T0 + 30 * S)
+    delivery = Delivery("d1", "webhook-ops", "webhook-ops", notification, T0, state=PARKED, attempts=1)
+    runtime = SimpleNamespace(notifier=Notifier(routing()), parked_view=ParkedView())
+    apply_remote(runtime, "delivery/d1", DeliveryRecord.of(delivery, "alerts-2"), T0)
+    assert [d.to_json() for d in runtime.parked_view.deliveries()] == [delivery.to_json()]
+    assert runtime.parked_view.parked_by("d1") == "alerts-2"
+    delivery.state = PENDING  # replayed on the notifier
+    apply_remote(runtime, "delivery/d1", DeliveryRecord.of(delivery, "alerts-2"), T0 + M)
+    assert runtime.parked_view.deliveries() == [] and runtime.parked_view.parked_by("d1") is None
+    delivery.state = PARKED
+    apply_remote(runtime, "delivery/d1", DeliveryRecord.of(delivery, "alerts-2"), T0 + 2 * M)
+    apply_remote(runtime, "delivery/d1", None, T0 + 3 * M)  # delivered: tombstoned
+    assert runtime.parked_view.deliveries() == []
 
 
 def test_delivery_records_round_trip_with_their_notification() -> None:
@@ -196,7 +215,7 @@ def test_an_escalation_to_an_undeclared_receiver_is_a_rules_error() -> None:
 
 
 def test_silences_other_workers_write_are_followed_and_their_tombstones_lift_them() -> None:
-    runtime = SimpleNamespace(notifier=Notifier(routing()))
+    runtime = SimpleNamespace(notifier=Notifier(routing()), parked_view=ParkedView())
     silence = Silence(silence_id="s2", matchers={"unit": "u1"}, starts_at=T0, ends_at=T0 + H, created_by="ana")
     apply_remote(runtime, "silence/s2", SilenceRecord(silence=silence), T0)
     assert runtime.notifier.silenced({"unit": "u1"}, T0 + M) == silence

@@ -139,8 +139,10 @@ def restore(runtime: Any, records: Iterable[StateRecord], now: datetime) -> Rest
 
 def apply_remote(runtime: Any, key: str, record: StateRecord | None, now: datetime) -> None:
     """A state record read while following the topic: silences any worker creates or deletes
-    (this worker's own come back too; applying them again changes nothing). Deliveries and
-    groups are the notifier's: read when a worker becomes the notifier (`take_over`)."""
+    (this worker's own come back too; applying them again changes nothing), and the parked
+    deliveries for the read-only view every worker lists (`ParkedView`). Deliveries and groups
+    are the notifier's: taken over when a worker becomes the notifier (`take_over`)."""
+    runtime.parked_view.apply(key, record)
     if not key.startswith("silence/"):
         return
     if record is None:

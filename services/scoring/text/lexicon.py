@@ -34,6 +34,10 @@ class Lexicon(Generic[V]):
     infix: dict[str, V] = field(default_factory=dict)
     phrases: dict[tuple[str, ...], V] = field(default_factory=dict)
     phrase_heads: set[str] = field(default_factory=set)  # first words of phrases: fast skip
+    # Affixes by their outer _MIN_AFFIX letters (a prefix's first, a suffix's last), longest
+    # first: a word then tries only the few affixes that can match it, not each of its lengths.
+    prefix_index: dict[str, list[str]] = field(default_factory=dict)
+    suffix_index: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, term: str, value: V) -> None:
         term = term.strip().lower()
@@ -45,8 +49,10 @@ class Lexicon(Generic[V]):
             self.infix[term.strip("*")] = value
         elif term.endswith("*"):
             self.prefix[term[:-1]] = value
+            _index(self.prefix_index, term[:-1], term[:_MIN_AFFIX])
         elif term.startswith("*"):
             self.suffix[term[1:]] = value
+            _index(self.suffix_index, term[1:], term[-_MIN_AFFIX:])
         elif term.endswith("~"):
             for ending in _ADJ_ENDINGS:
                 self.exact[term[:-1] + ending] = value
@@ -72,20 +78,41 @@ class Lexicon(Generic[V]):
         return None
 
 
+def _index(index: dict[str, list[str]], affix: str, key: str) -> None:
+    """File `affix` under `key`, longest first; shorter affixes never match (_MIN_AFFIX)."""
+    if len(affix) < _MIN_AFFIX:
+        return
+    bucket = index.setdefault(key, [])
+    if affix not in bucket:
+        bucket.append(affix)
+        bucket.sort(key=len, reverse=True)
+
+
+def _longest_prefix(lex: Lexicon[Any], word: str) -> str | None:
+    for affix in lex.prefix_index.get(word[:_MIN_AFFIX], ()):
+        if word.startswith(affix):
+            return affix
+    return None
+
+
+def _longest_suffix(lex: Lexicon[Any], word: str) -> str | None:
+    for affix in lex.suffix_index.get(word[-_MIN_AFFIX:], ()):
+        if word.endswith(affix):
+            return affix
+    return None
+
+
 @lru_cache(maxsize=200_000)
 def _lookup(lex: Lexicon[Any], word: str) -> Any:
     """Exact match first, then the longest matching prefix, then suffix, then infix entry."""
     if word in lex.exact:
         return lex.exact[word]
-    n = len(word)
-    if lex.prefix:
-        for k in range(n, _MIN_AFFIX - 1, -1):
-            if word[:k] in lex.prefix:
-                return lex.prefix[word[:k]]
-    if lex.suffix:
-        for k in range(n - _MIN_AFFIX + 1):
-            if word[k:] in lex.suffix:
-                return lex.suffix[word[k:]]
+    prefix = _longest_prefix(lex, word)
+    if prefix is not None:
+        return lex.prefix[prefix]
+    suffix = _longest_suffix(lex, word)
+    if suffix is not None:
+        return lex.suffix[suffix]
     for part, value in lex.infix.items():
         if part in word:
             return value
@@ -97,15 +124,11 @@ def _lookup_all(lex: Lexicon[Any], word: str) -> tuple[Any, ...]:
     found: list[Any] = []
     if word in lex.exact:
         found.append(lex.exact[word])
-    n = len(word)
-    for k in range(n, _MIN_AFFIX - 1, -1):
-        if word[:k] in lex.prefix:
-            found.append(lex.prefix[word[:k]])
-            break
-    for k in range(n - _MIN_AFFIX + 1):
-        if word[k:] in lex.suffix:
-            found.append(lex.suffix[word[k:]])
-            break
+    prefix, suffix = _longest_prefix(lex, word), _longest_suffix(lex, word)
+    if prefix is not None:
+        found.append(lex.prefix[prefix])
+    if suffix is not None:
+        found.append(lex.suffix[suffix])
     found.extend(value for part, value in lex.infix.items() if part in word)
     return tuple(found)
 

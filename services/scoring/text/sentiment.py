@@ -127,9 +127,10 @@ def _word_hits(words: list[str], p: Profile) -> list[tuple[int, int, float]]:
     """(start, end, valence) of lexicon entries in a clause, phrases first."""
     hits: list[tuple[int, int, float]] = []
     lex, emoji = p.lexicon, _emoji()
+    heads = lex.phrase_heads if lex else set()  # checked here: most words start no phrase
     i = 0
     while i < len(words):
-        found = lex.phrase_at(words, i) if lex else None
+        found = lex.phrase_at(words, i) if lex and words[i] in heads else None
         if found:
             hits.append((i, i + found[0], found[1]))
             i += found[0]

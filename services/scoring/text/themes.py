@@ -54,9 +54,10 @@ def clause_themes(clause: list[Token], lex: Lexicon[ThemeIds]) -> set[str]:
     """Theme ids mentioned in one clause; phrases first, then single words."""
     words = [t.text for t in clause if t.kind == "word"]
     found: set[str] = set()
+    heads = lex.phrase_heads  # checked here: most words start no phrase
     i = 0
     while i < len(words):
-        phrase = lex.phrase_at(words, i)
+        phrase = lex.phrase_at(words, i) if words[i] in heads else None
         if phrase:
             found |= phrase[1]
             i += phrase[0]
