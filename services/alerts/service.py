@@ -287,6 +287,7 @@ class AlertsRuntime:
         `buffered`: also the scopes with observations not yet run (a stop, a revocation)."""
         n = self.state.detectors(self.evaluator.snapshots(self.settings.worker_id, buffered=buffered))
         self.metrics.detector_snapshots.inc(n)
+        self.state.forget(self.evaluator.forgotten_snapshots())
         return n
 
     def _maybe_reload(self, now: datetime) -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from schemas.alert import AlertStatus
 from services.alerts.detectors import drop
 from services.alerts.flows import AlertEvaluator
+from services.alerts.flows.sweep import DROP_EVICT_AFTER
 from services.alerts.state.detectors import DropSnapshot, snapshot
 from services.alerts.state.records import decode, encode
 from tests.alerts.test_flows import DROP_RULES, DROPPED, IN_CONTROL, nps_stream, rules_yaml
@@ -154,3 +155,39 @@ def test_under_a_changed_rule_the_baseline_is_kept_and_the_threshold_follows() -
     other_metric = AlertEvaluator(rules_yaml(DROP_RULES.replace("metric: nps", "metric: detractor_share")
                                              .replace("shift: 20", "shift: 0.1")))
     assert other_metric.restore_snapshots(records, lambda names, key: True, T0) == 0
+
+
+# ----------------------------------------------------------------------------- idle records
+
+
+def learned_evaluator() -> tuple[AlertEvaluator, datetime]:
+    learn, _ = learned_then_dropped()
+    ev = AlertEvaluator(rules_yaml(DROP_RULES))
+    for e in learn:
+        ev.on_scored(e, e.event.occurred_at)
+    return ev, learn[-1].event.occurred_at
+
+
+def test_a_scope_the_sweep_evicts_as_idle_has_its_record_tombstoned() -> None:
+    ev, last = learned_evaluator()
+    keys = {r.key() for r in ev.snapshots("w1", buffered=True)}
+    ev.on_tick(last + timedelta(minutes=5))  # runs the buffered observations: the scopes' last activity
+    ev.on_tick(last + DROP_EVICT_AFTER - timedelta(days=1))
+    assert ev.forgotten_snapshots() == [] and ev.stats()["drop_scopes"] == 2  # not idle long enough
+    ev.on_tick(last + DROP_EVICT_AFTER + timedelta(hours=2))
+    assert set(ev.forgotten_snapshots()) == keys and ev.stats()["drop_scopes"] == 0
+    assert ev.forgotten_snapshots() == []  # handed out once
+
+
+def test_a_record_idle_for_the_eviction_age_is_tombstoned_instead_of_restored() -> None:
+    ev, last = learned_evaluator()
+    records = [through_the_topic(r) for r in ev.snapshots("w1", buffered=True)]
+    assert all(r.last_at is not None and r.last_at <= last for r in records)  # its last detector run
+    fresh = AlertEvaluator(rules_yaml(DROP_RULES))
+    assert fresh.restore_snapshots(records, lambda names, key: True, last + DROP_EVICT_AFTER) == 0
+    assert set(fresh.forgotten_snapshots()) == {r.key() for r in records}
+    # restored a day earlier, the scopes keep their last activity, not the restart's time
+    again = AlertEvaluator(rules_yaml(DROP_RULES))
+    assert again.restore_snapshots(records, lambda names, key: True, last + timedelta(days=1)) == 2
+    assert sorted(s.last_at for rt in again._drop for s in rt.scopes.values()) == sorted(
+        r.last_at for r in records)

@@ -38,7 +38,7 @@ class AlertEvaluator:
         self._firing = self._book.firing  # the one dict, shared with the flows
         self._pending: list[Alert] = []  # emitted by the next on_tick (flushed during a reload)
         self._retiring: list[tuple[Alert, str]] = []  # resolved by the next on_tick (reload)
-        self._sweeper = Sweeper(lambda: self._runtimes)
+        self._sweeper = Sweeper(lambda: self._runtimes, self._book.forgotten_drop)
         self._build(rules, previous=None)
 
     # ---------------------------------------------------------------- public API
@@ -138,6 +138,13 @@ class AlertEvaluator:
         """Drop-detector state of the scopes that changed since the last call (with `buffered`,
         also of those holding observations not yet run): records for the state topic."""
         return snapshots.take(self._book, self._drop, worker_id, buffered=buffered)
+
+    def forgotten_snapshots(self) -> list[str]:
+        """Keys of drop-detector records to tombstone since the last call: scopes evicted as
+        idle, and records found stale at a restore."""
+        keys = list(self._book.forgotten_drop)
+        self._book.forgotten_drop.clear()
+        return keys
 
     def restore_snapshots(self, records: Iterable[DropSnapshot],
                           keep_scope: Callable[[tuple[str, ...], tuple[str, ...]], bool],

@@ -15,6 +15,7 @@ from datetime import datetime
 from services.alerts.detectors import drop
 from services.alerts.flows.drops import HOT_FRACTION, new_drop_scope, rederive
 from services.alerts.flows.state import DropRuntime, DropScope, Ledger
+from services.alerts.flows.sweep import DROP_EVICT_AFTER
 from services.alerts.state.detectors import DropSnapshot, same_config, snapshot
 
 KeepScope = Callable[[tuple[str, ...], tuple[str, ...]], bool]
@@ -37,7 +38,7 @@ def take(book: Ledger, runtimes: Iterable[DropRuntime], worker_id: str, *,
         if rt is None or rt.tables.get(level, {}).get(values) is not scope:
             continue  # evicted, swept, or its rule went away in a reload
         config: drop.DropConfig = scope.eff.config  # type: ignore[assignment]
-        out.append(snapshot(name, level, values, config, scope.state, scope.buf, worker_id))
+        out.append(snapshot(name, level, values, config, scope.state, scope.buf, worker_id, scope.last_at))
     return out
 
 
@@ -50,6 +51,9 @@ def restore(book: Ledger, runtimes: Iterable[DropRuntime], records: Iterable[Dro
         rt = by_name.get(record.rule)
         level, values = tuple(record.level), tuple(record.values)
         if rt is None or level not in rt.levels or not keep(level, values):
+            continue
+        if record.last_at is not None and now - record.last_at >= DROP_EVICT_AFTER:
+            book.forgotten_drop.append(record.key())  # idle as long as the sweep evicts: tombstoned
             continue
         restored += _restore_scope(book, rt, record, level, values, now)
     return restored
@@ -70,6 +74,7 @@ def _restore_scope(book: Ledger, rt: DropRuntime, record: DropSnapshot, level: t
     if not same_config(record, config):
         state = rederive(config, state)  # the baseline stays, weights and threshold follow the rule
     scope = scope or new_drop_scope(rt, level, values, now)
+    scope.last_at = record.last_at or now  # idleness counts from the last feedback, not the restart
     scope.state = state
     scope.buf = list(record.buffered)  # type: ignore[arg-type]  # at is None only for foreign input
     scope.hot = state.active and state.s > HOT_FRACTION * state.h

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from services.alerts.detectors import churn, surge
 from services.alerts.flows.state import ChurnRuntime, DropRuntime, SurgeRuntime
+from services.alerts.state.detectors import detector_key
 
 #: How often (in ``now`` time) idle detector state is looked for and evicted.
 SWEEP_EVERY = timedelta(hours=1)
@@ -30,9 +31,10 @@ class Runtimes:
 class Sweeper:
     """Runs one pass at most every SWEEP_EVERY, a slice of SWEEP_SLICE entries per step."""
 
-    def __init__(self, current: Callable[[], Runtimes]) -> None:
+    def __init__(self, current: Callable[[], Runtimes], forgotten_drop: list[str]) -> None:
         # read per kind as the pass reaches it: a reload mid-pass sweeps the new runtimes
         self._current = current
+        self._forgotten_drop = forgotten_drop  # evicted drop scopes' records go too
         self._last: datetime | None = None
         self._pass: Iterator[None] | None = None
 
@@ -59,7 +61,8 @@ class Sweeper:
                 done += 1
                 if done % SWEEP_SLICE == 0:
                     yield
-                _sweep_drop_scope(rt, k, now)
+                if _sweep_drop_scope(rt, k, now):
+                    self._forgotten_drop.append(detector_key(rt.name, *k))
         for rt2 in list(self._current().surge):
             for k in list(rt2.scopes):
                 done += 1
@@ -80,11 +83,14 @@ def _sweep_customer(rt: ChurnRuntime, cid: str, now: datetime) -> None:
         del rt.customers[cid]
 
 
-def _sweep_drop_scope(rt: DropRuntime, k: Key, now: datetime) -> None:
+def _sweep_drop_scope(rt: DropRuntime, k: Key, now: datetime) -> bool:
+    """Evict the scope if idle; whether it was."""
     s = rt.scopes.get(k)
     if s is not None and s.alert is None and not s.buf and s.last_at is not None \
             and now - s.last_at >= DROP_EVICT_AFTER:
         rt.remove(*k)
+        return True
+    return False
 
 
 def _sweep_surge_scope(rt: SurgeRuntime, k: Key, now: datetime) -> None:

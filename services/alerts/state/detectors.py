@@ -79,6 +79,9 @@ class DropSnapshot(BaseModel):
     # raw until the version is checked: another major version may have another layout
     state: dict[str, Any]
     buffered: list[Buffered] = Field(default_factory=list)
+    last_at: datetime | None = Field(None, description="When the scope last saw feedback; a record "
+                                     "idle for the eviction age is tombstoned, not restored "
+                                     "(None: written by an older version, taken as now).")
 
     def key(self) -> str:
         return detector_key(self.rule, tuple(self.level), tuple(self.values))
@@ -105,11 +108,12 @@ def detector_key(rule: str, level: tuple[str, ...], values: tuple[str, ...]) -> 
 
 
 def snapshot(rule: str, level: tuple[str, ...], values: tuple[str, ...], config: drop.DropConfig,
-             state: drop.DropState, buffered: Sequence[Buffered], worker_id: str) -> DropSnapshot:
+             state: drop.DropState, buffered: Sequence[Buffered], worker_id: str,
+             last_at: datetime | None = None) -> DropSnapshot:
     return DropSnapshot(detector_version=DETECTOR_VERSION, worker_id=worker_id, rule=rule,
                         level=list(level), values=list(values), config=dataclasses.asdict(config),
                         state=DropStateModel.of(state).model_dump(mode="json"),
-                        buffered=[(e, at, float(v)) for e, at, v in buffered])
+                        buffered=[(e, at, float(v)) for e, at, v in buffered], last_at=last_at)
 
 
 def same_config(record: DropSnapshot, config: drop.DropConfig) -> bool:

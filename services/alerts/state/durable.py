@@ -70,6 +70,12 @@ class StateWriter:
             n += 1
         return n
 
+    def forget(self, keys: Iterable[str]) -> None:
+        """Tombstones for records nobody needs any more (compaction then drops them)."""
+        if self.log is not None:
+            for key in keys:
+                self.log.put(key, None)
+
     def notifier(self, notifier: Any) -> None:
         """The groups that changed and the silences that expired since the last call."""
         groups, expired = notifier.take_changes()

@@ -22,7 +22,7 @@ from services.scoring.text.tokens import Token, normalise, split_clauses, tokeni
 
 # Bump when any behaviour (code, lexicons, taxonomy, thresholds) changes: scores computed by
 # different versions are not comparable.
-TEXT_ANALYSER_VERSION = "text-1.0.0"
+TEXT_ANALYSER_VERSION = "text-1.1.0"
 _STRONG_NEGATIVE = -0.5  # a comment this negative is a complaint even without a theme
 
 

@@ -15,6 +15,7 @@ from functools import cache
 
 from schemas.scored import SentimentLabel
 from services.scoring.text.lexicon import Lexicon, load_lexicon, load_yaml
+from services.scoring.text.spelling import lookup_respelled
 from services.scoring.text.tokens import Token
 
 _NEGATION_FLIP = -0.6  # "not good" is less negative than "bad" is (VADER uses -0.74)
@@ -135,7 +136,7 @@ def _word_hits(words: list[str], p: Profile) -> list[tuple[int, int, float]]:
             hits.append((i, i + found[0], found[1]))
             i += found[0]
             continue
-        value = lex.lookup(words[i]) if lex else None
+        value = lookup_respelled(lex, words[i], p.lang) if lex else None
         if value is None:
             value = emoji.lookup(words[i]) if not words[i].isalpha() else None
         if value is not None:
