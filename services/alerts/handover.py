@@ -10,11 +10,11 @@
 * **Detector state** lives with the by-scope/by-customer partition of its key. On a
   revocation a worker writes the drop detectors' state of its scopes to the state topic (and
   waits for it, like the notifier's records); it forgets the scopes and customers of partitions
-  it lost (evaluator.evict). For the by-scope partitions it gained it replays the state topic
-  and gives those scopes their learned baselines back (their events wait for it), then takes
-  over the firing alerts of the gained partitions from the cases (evaluator.restore_firing),
-  so the condition resolves once and is not alerted again. Churn histories and surge windows
-  are relearned by the new owner.
+  it lost (evaluator.evict). For the by-scope and by-customer partitions it gained it replays
+  the state topic and gives those scopes their learned baselines and those customers their
+  churn histories back (their events wait for it), then takes over the firing alerts of the
+  gained partitions from the cases (evaluator.restore_firing), so the condition resolves once
+  and is not alerted again. Surge windows are relearned by the new owner.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from faust.types import TP
 from schemas.alert import Alert, AlertKind
 from services.alerts.repartition import InternalTopics, level_key
 from services.alerts.rules.models import SCOPE_LABELS
-from services.alerts.state.detectors import DropSnapshot
+from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot
 from services.alerts.state.durable import firing_alerts, take_over
 from services.alerts.state.records import StateRecord
 from services.common.partitioner import partition_for
@@ -69,6 +69,7 @@ class Handover:
         self._detectors: asyncio.Task[None] | None = None
         runtime.detects = self.detects
         runtime.holds_scope = lambda names, key: self.holds("scope", level_key(names, key))
+        runtime.holds_customer = lambda customer_id: self.holds("customer", customer_id.encode())
 
     # -- which keys are here ------------------------------------------------------------
     def holds(self, route: str, key: bytes) -> bool:
@@ -162,8 +163,7 @@ class Handover:
                     lambda names, key: self.holds("scope", level_key(names, key)),
                     lambda cid: self.holds("customer", cid.encode()))
                 log.info("rebalance: state of %d scopes/customers left with their partitions", evicted)
-            if not self._gaining["scope"]:
-                self._take_firing()
+            if not any(self._gaining.values()):
                 return
         # the state topic is replayed in the background (not holding up the group); the
         # gained scopes' events wait for it
@@ -181,13 +181,17 @@ class Handover:
             log.exception("the state topic could not be read: gained scopes learn their baselines again")
             records = []
         async with rt._lock:
-            scopes = self._gaining["scope"]
+            scopes, customers = self._gaining["scope"], self._gaining["customer"]
             restored = rt.evaluator.restore_snapshots(
                 [r for r in records if isinstance(r, DropSnapshot)],
                 lambda names, key: partition_for(level_key(names, key), self.partitions["scope"]) in scopes,
                 rt.clock())
-            rt.metrics.detector_restores.inc(restored)
-            log.info("rebalance: learned state of %d scopes taken over with their partitions", restored)
+            histories = rt.evaluator.restore_churn(
+                [r for r in records if isinstance(r, ChurnSnapshot)],
+                lambda cid: partition_for(cid.encode(), self.partitions["customer"]) in customers)
+            rt.metrics.detector_restores.inc(restored + histories)
+            log.info("rebalance: learned state of %d scopes and churn histories of %d customers taken over "
+                     "with their partitions", restored, histories)
             self._take_firing()
         self._detectors = None
         rt.detectors_ready.set()

@@ -44,10 +44,10 @@ class AlertsMetrics:
         self.rules_reloads = Counter("ksp_alerts_rules_reloads_total", "Rules hot reloads applied",
                                      registry=registry)
         self.detector_snapshots = Counter(
-            "ksp_alerts_detector_snapshots_total", "Drop-detector state records (one scope and rule "
-            "each) queued for the state topic", registry=registry)
+            "ksp_alerts_detector_snapshots_total", "Detector state records (a drop detector's scope "
+            "or a customer's churn history, under one rule) queued for the state topic", registry=registry)
         self.detector_restores = Counter(
-            "ksp_alerts_detector_restores_total", "Drop-detector scopes given their learned state back "
-            "from the state topic (at start or with partitions gained)", registry=registry)
+            "ksp_alerts_detector_restores_total", "Drop-detector scopes and customers' churn histories "
+            "given their learned state back from the state topic (at start or with partitions gained)", registry=registry)
         self.tick_errors = Counter("ksp_alerts_tick_errors_total", "Failed housekeeping ticks",
                                    registry=registry)

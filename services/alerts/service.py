@@ -127,6 +127,7 @@ class AlertsRuntime:
         self.detects: Callable[[Alert], bool] = lambda _alert: True
         # Which scopes' detector state this worker keeps (level names, label values), likewise.
         self.holds_scope: Callable[[tuple[str, ...], tuple[str, ...]], bool] = lambda _names, _key: True
+        self.holds_customer: Callable[[str], bool] = lambda _customer_id: True  # likewise, customers
         # Cleared while the detector state of gained partitions is loaded (handover.py): their
         # events wait for it, so a scope never starts learning afresh next to its snapshot.
         self.detectors_ready = asyncio.Event()
@@ -199,6 +200,7 @@ class AlertsRuntime:
         loop. This worker alone sees the customer's feedback now, so it follows up the
         customer's cases whoever opened them (owner None)."""
         await self.started.wait()
+        await self.detectors_ready.wait()
         async with self._lock:
             for value in values:
                 if (scored := self._parse(value)) is not None:
@@ -328,7 +330,7 @@ class AlertsRuntime:
         before `started` is set)."""
         restored = restore(self, records, self.clock())
         self.metrics.parked.set(len(self.outbox.parked()))
-        self.metrics.detector_restores.inc(restored.detectors)
+        self.metrics.detector_restores.inc(restored.detectors + restored.histories)
         return restored
 
     def _escalate(self, event: CaseEvent) -> None:

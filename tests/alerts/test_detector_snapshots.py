@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -17,9 +18,17 @@ from schemas.alert import AlertStatus
 from services.alerts.detectors import drop
 from services.alerts.flows import AlertEvaluator
 from services.alerts.flows.sweep import DROP_EVICT_AFTER
-from services.alerts.state.detectors import DropSnapshot, snapshot
+from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot, snapshot
 from services.alerts.state.records import decode, encode
-from tests.alerts.test_flows import DROP_RULES, DROPPED, IN_CONTROL, nps_stream, rules_yaml
+from tests.alerts.test_flows import (
+    CHURN_RULES,
+    DROP_RULES,
+    DROPPED,
+    IN_CONTROL,
+    nps_stream,
+    rules_yaml,
+    scored,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SMALL = drop.DropConfig(metric="nps", shift=20, warmup_n=60, block_n=10, hold_n=30, arl0=2000, min_n=5)
@@ -191,3 +200,66 @@ def test_a_record_idle_for_the_eviction_age_is_tombstoned_instead_of_restored() 
     assert again.restore_snapshots(records, lambda names, key: True, last + timedelta(days=1)) == 2
     assert sorted(s.last_at for rt in again._drop for s in rt.scopes.values()) == sorted(
         r.last_at for r in records)
+
+
+# ----------------------------------------------------------------------------- churn histories
+
+CHURN_D0 = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def negative(i: int, days: int, touchpoint: str, customer: str = "c-9") -> Any:
+    at = CHURN_D0 + timedelta(days=days)
+    return scored(i, at, nps=3, customer=customer, touchpoint=touchpoint), at
+
+
+def churn_records(ev: AlertEvaluator) -> list[ChurnSnapshot]:
+    out = []
+    for r in ev.snapshots("w1"):
+        decoded = decode(encode(r))
+        if isinstance(decoded, ChurnSnapshot):
+            out.append(decoded)
+    return out
+
+
+def test_a_customers_negative_experiences_outlive_a_restart() -> None:
+    """Two negative experiences before the restart, the third after it: "repeated" fires as it
+    would have without the restart (a fresh evaluator sees one experience and stays quiet)."""
+    before = AlertEvaluator(rules_yaml(CHURN_RULES))
+    for event, at in (negative(1, 0, "web"), negative(2, 3, "call_centre")):
+        assert before.on_scored(event, at) == []
+    [record] = churn_records(before)
+    assert record.key() == "detector/churn/churn/c-9" and len(record.negatives) == 2
+    assert churn_records(before) == []  # nothing changed since
+    third, at = negative(3, 9, "store")
+    restarted, fresh = AlertEvaluator(rules_yaml(CHURN_RULES)), AlertEvaluator(rules_yaml(CHURN_RULES))
+    assert restarted.restore_churn([record], lambda cid: True) == 1
+    [alert] = restarted.on_scored(third, at)
+    assert alert.labels["signal"] == "repeated" and alert.evidence.example_event_ids == ["e-1", "e-2", "e-3"]
+    assert fresh.on_scored(third, at) == []
+
+
+def test_the_cooldown_outlives_a_restart_and_other_workers_customers_are_left_alone() -> None:
+    ev = AlertEvaluator(rules_yaml(CHURN_RULES))
+    [fired] = ev.on_scored(scored(1, CHURN_D0, nps=1, customer="c-1", churn_intent=True), CHURN_D0)
+    promoter_at = CHURN_D0 + timedelta(days=1)
+    [resolved] = ev.on_scored(scored(2, promoter_at, nps=10, customer="c-1"), promoter_at)
+    assert resolved.alert_id == fired.alert_id and resolved.status is AlertStatus.resolved
+    records = churn_records(ev)
+    again_at = CHURN_D0 + timedelta(days=5)  # within the 30-day cooldown of "intent"
+    again = scored(3, again_at, nps=0, customer="c-1", churn_intent=True)
+    restarted, fresh = AlertEvaluator(rules_yaml(CHURN_RULES)), AlertEvaluator(rules_yaml(CHURN_RULES))
+    assert restarted.restore_churn(records, lambda cid: True) == 1
+    assert restarted.on_scored(again, again_at) == []  # still cooling down
+    assert len(fresh.on_scored(again, again_at)) == 1  # what a restart used to cause
+    elsewhere = AlertEvaluator(rules_yaml(CHURN_RULES))
+    assert elsewhere.restore_churn(records, lambda cid: cid != "c-1") == 0
+
+
+def test_an_idle_customers_history_is_tombstoned_when_the_sweep_forgets_it() -> None:
+    ev = AlertEvaluator(rules_yaml(CHURN_RULES))
+    event, at = negative(1, 0, "web")
+    ev.on_scored(event, at)
+    assert [r.key() for r in churn_records(ev)] == ["detector/churn/churn/c-9"]
+    ev.on_tick(at + timedelta(days=31))
+    assert ev.stats()["customers"] == 0
+    assert ev.forgotten_snapshots() == ["detector/churn/churn/c-9"]

@@ -14,6 +14,7 @@ from services.alerts.detectors import churn
 from services.alerts.detectors.decision import Decision
 from services.alerts.flows.evidence import churn_alert, resolved
 from services.alerts.flows.state import ChurnRuntime, Customer, Ledger
+from services.alerts.state.detectors import churn_key
 
 
 def on_churn(book: Ledger, runtimes: list[ChurnRuntime], scored: ScoredEvent, now: datetime,
@@ -57,6 +58,7 @@ def _on_rule(book: Ledger, rt: ChurnRuntime, scored: ScoredEvent, neg: bool, pro
     cfg: churn.ChurnConfig = eff.config  # type: ignore[assignment]
     cust.config = cfg
     decisions = _observe(rt, cust, cfg, scored, cid, neg, now)
+    book.changed_churn[rt.name, cid] = cust
     if decisions and cust.alert is None:
         alert = churn_alert(rt.rule, labels, eff.severity, decisions, scored, now)
         cust.alert = alert
@@ -101,3 +103,4 @@ def resolve_quiet(book: Ledger, rt: ChurnRuntime, now: datetime, out: list[Alert
             resolve_churn(book, rt, cid, cust, now, "quiet", out)
             if cid.startswith("event:"):
                 rt.customers.pop(cid, None)
+                book.forgotten.append(churn_key(rt.name, cid))

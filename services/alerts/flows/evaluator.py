@@ -19,7 +19,7 @@ from services.alerts.flows.state import Ledger, Runtime
 from services.alerts.flows.surges import close_due_windows, flush_surge, new_surge_scope
 from services.alerts.flows.sweep import Runtimes, Sweeper
 from services.alerts.rules import RuleSet
-from services.alerts.state.detectors import DropSnapshot
+from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot
 
 #: Default observations buffered per scope before the detector runs (see the package doc).
 BATCH_SIZE = 32
@@ -38,7 +38,7 @@ class AlertEvaluator:
         self._firing = self._book.firing  # the one dict, shared with the flows
         self._pending: list[Alert] = []  # emitted by the next on_tick (flushed during a reload)
         self._retiring: list[tuple[Alert, str]] = []  # resolved by the next on_tick (reload)
-        self._sweeper = Sweeper(lambda: self._runtimes, self._book.forgotten_drop)
+        self._sweeper = Sweeper(lambda: self._runtimes, self._book.forgotten)
         self._build(rules, previous=None)
 
     # ---------------------------------------------------------------- public API
@@ -134,16 +134,24 @@ class AlertEvaluator:
         return ownership.evict(self._book, [*self._drop, *self._surge], self._churn,
                                keep_scope, keep_customer)
 
-    def snapshots(self, worker_id: str, *, buffered: bool = False) -> list[DropSnapshot]:
-        """Drop-detector state of the scopes that changed since the last call (with `buffered`,
-        also of those holding observations not yet run): records for the state topic."""
-        return snapshots.take(self._book, self._drop, worker_id, buffered=buffered)
+    def snapshots(self, worker_id: str, *, buffered: bool = False) -> list[DropSnapshot | ChurnSnapshot]:
+        """Detector state that changed since the last call, as records for the state topic:
+        drop detectors' (with `buffered`, also of scopes holding observations not yet run) and
+        customers' churn histories."""
+        drops: list[DropSnapshot | ChurnSnapshot] = list(
+            snapshots.take(self._book, self._drop, worker_id, buffered=buffered))
+        return drops + snapshots.take_churn(self._book, self._churn, worker_id)
+
+    def restore_churn(self, records: Iterable[ChurnSnapshot], keep_customer: Callable[[str], bool]) -> int:
+        """Churn histories of the customers `keep_customer` accepts (before :meth:`restore_firing`,
+        which then finds their customer); returns how many."""
+        return snapshots.restore_churn(self._churn, records, keep_customer)
 
     def forgotten_snapshots(self) -> list[str]:
         """Keys of drop-detector records to tombstone since the last call: scopes evicted as
         idle, and records found stale at a restore."""
-        keys = list(self._book.forgotten_drop)
-        self._book.forgotten_drop.clear()
+        keys = list(self._book.forgotten)
+        self._book.forgotten.clear()
         return keys
 
     def restore_snapshots(self, records: Iterable[DropSnapshot],

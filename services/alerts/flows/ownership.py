@@ -76,7 +76,8 @@ def _adopt_churn(rt: ChurnRuntime, alert: Alert, now: datetime) -> bool:
     if not cid:
         return False
     cust = rt.customers.setdefault(cid, Customer(state=churn.new_state(cid)))
-    cust.alert, cust.last_negative_at = alert, now
+    # a restored churn history knows the last negative experience; else the quiet period starts now
+    cust.alert, cust.last_negative_at = alert, cust.last_negative_at or now
     rt.alerting[cid] = cust
     return True
 

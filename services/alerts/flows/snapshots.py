@@ -1,5 +1,6 @@
-"""Drop-detector state in and out of snapshots (state/detectors.py), so a scope keeps its
-learned baseline across a restart and moves with its partition on a rebalance.
+"""Detector state in and out of snapshots (state/detectors.py), so a scope keeps its learned
+baseline, and a customer its churn history, across a restart and moves with its partition on
+a rebalance.
 
 Taking a snapshot reads the scopes whose detector ran since the last one (``Ledger.changed_drop``,
 one dict entry per detector run: nothing is encoded on the hot path) and, when the worker stops
@@ -14,9 +15,15 @@ from datetime import datetime
 
 from services.alerts.detectors import drop
 from services.alerts.flows.drops import HOT_FRACTION, new_drop_scope, rederive
-from services.alerts.flows.state import DropRuntime, DropScope, Ledger
+from services.alerts.flows.state import ChurnRuntime, Customer, DropRuntime, DropScope, Ledger
 from services.alerts.flows.sweep import DROP_EVICT_AFTER
-from services.alerts.state.detectors import DropSnapshot, same_config, snapshot
+from services.alerts.state.detectors import (
+    ChurnSnapshot,
+    DropSnapshot,
+    churn_snapshot,
+    same_config,
+    snapshot,
+)
 
 KeepScope = Callable[[tuple[str, ...], tuple[str, ...]], bool]
 
@@ -53,7 +60,7 @@ def restore(book: Ledger, runtimes: Iterable[DropRuntime], records: Iterable[Dro
         if rt is None or level not in rt.levels or not keep(level, values):
             continue
         if record.last_at is not None and now - record.last_at >= DROP_EVICT_AFTER:
-            book.forgotten_drop.append(record.key())  # idle as long as the sweep evicts: tombstoned
+            book.forgotten.append(record.key())  # idle as long as the sweep evicts: tombstoned
             continue
         restored += _restore_scope(book, rt, record, level, values, now)
     return restored
@@ -83,3 +90,33 @@ def _restore_scope(book: Ledger, rt: DropRuntime, record: DropSnapshot, level: t
     if scope.alert is not None:  # taken over before: its quiet period counts from here
         scope.last_alarm_n = state.n_seen
     return True
+
+
+def take_churn(book: Ledger, runtimes: Iterable[ChurnRuntime], worker_id: str) -> list[ChurnSnapshot]:
+    """Churn histories of the customers whose detector ran since the last call."""
+    by_name = {rt.name: rt for rt in runtimes}
+    changed = dict(book.changed_churn)
+    book.changed_churn.clear()
+    out = []
+    for (name, cid), cust in changed.items():
+        rt = by_name.get(name)
+        if rt is not None and rt.customers.get(cid) is cust:  # not evicted, swept or reloaded away
+            out.append(churn_snapshot(name, cust.state, cust.last_negative_at, worker_id))
+    return out
+
+
+def restore_churn(runtimes: Iterable[ChurnRuntime], records: Iterable[ChurnSnapshot],
+                  keep: Callable[[str], bool]) -> int:
+    """Give the customers `keep` accepts their churn history; returns how many. A customer
+    seen here already keeps its live history (newer)."""
+    by_name = {rt.name: rt for rt in runtimes}
+    restored = 0
+    for record in records:
+        rt = by_name.get(record.rule)
+        if rt is None or record.customer_id in rt.customers or not keep(record.customer_id):
+            continue
+        state = record.churn_state()
+        if state is not None:
+            rt.customers[record.customer_id] = Customer(state=state, last_negative_at=record.last_negative_at)
+            restored += 1
+    return restored

@@ -61,8 +61,11 @@ class Ledger:
     dirty_surge: dict[int, tuple[SurgeRuntime, SurgeScope, datetime]] = field(default_factory=dict)
     # drop scopes whose detector state changed since the last snapshot: id -> (rule name, scope)
     changed_drop: dict[int, tuple[str, DropScope]] = field(default_factory=dict)
-    # keys of drop-detector records to tombstone: scopes evicted as idle, records stale at restore
-    forgotten_drop: list[str] = field(default_factory=list)
+    # customers whose churn history changed since the last snapshot: (rule name, id) -> customer
+    changed_churn: dict[tuple[str, str], Customer] = field(default_factory=dict)
+    # keys of detector records to tombstone: scopes and customers evicted as idle, records stale
+    # at restore
+    forgotten: list[str] = field(default_factory=list)
 
 
 DROP_VALUE: dict[str, Callable[[ScoredEvent], Any]] = {

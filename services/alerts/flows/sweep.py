@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from services.alerts.detectors import churn, surge
 from services.alerts.flows.state import ChurnRuntime, DropRuntime, SurgeRuntime
-from services.alerts.state.detectors import detector_key
+from services.alerts.state.detectors import churn_key, detector_key
 
 #: How often (in ``now`` time) idle detector state is looked for and evicted.
 SWEEP_EVERY = timedelta(hours=1)
@@ -31,10 +31,10 @@ class Runtimes:
 class Sweeper:
     """Runs one pass at most every SWEEP_EVERY, a slice of SWEEP_SLICE entries per step."""
 
-    def __init__(self, current: Callable[[], Runtimes], forgotten_drop: list[str]) -> None:
+    def __init__(self, current: Callable[[], Runtimes], forgotten: list[str]) -> None:
         # read per kind as the pass reaches it: a reload mid-pass sweeps the new runtimes
         self._current = current
-        self._forgotten_drop = forgotten_drop  # evicted drop scopes' records go too
+        self._forgotten = forgotten  # the records of what it evicts are tombstoned
         self._last: datetime | None = None
         self._pass: Iterator[None] | None = None
 
@@ -55,14 +55,15 @@ class Sweeper:
                 done += 1
                 if done % SWEEP_SLICE == 0:
                     yield
-                _sweep_customer(rt3, cid, now)
+                if _sweep_customer(rt3, cid, now):
+                    self._forgotten.append(churn_key(rt3.name, cid))
         for rt in list(self._current().drop):
             for k in list(rt.scopes):
                 done += 1
                 if done % SWEEP_SLICE == 0:
                     yield
                 if _sweep_drop_scope(rt, k, now):
-                    self._forgotten_drop.append(detector_key(rt.name, *k))
+                    self._forgotten.append(detector_key(rt.name, *k))
         for rt2 in list(self._current().surge):
             for k in list(rt2.scopes):
                 done += 1
@@ -74,13 +75,16 @@ class Sweeper:
 Key = tuple[tuple[str, ...], tuple[str, ...]]
 
 
-def _sweep_customer(rt: ChurnRuntime, cid: str, now: datetime) -> None:
+def _sweep_customer(rt: ChurnRuntime, cid: str, now: datetime) -> bool:
+    """Forget the customer if idle; whether it was."""
     cust = rt.customers.get(cid)
     if cust is None or cust.alert is not None:
-        return
+        return False
     cfg = cust.config or rt.base_eff.config
     if churn.is_idle(cfg, cust.state, now):  # type: ignore[arg-type]
         del rt.customers[cid]
+        return True
+    return False
 
 
 def _sweep_drop_scope(rt: DropRuntime, k: Key, now: datetime) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from services.alerts.detectors import drop
+from services.alerts.detectors import churn, drop
 from services.alerts.detectors.version import DETECTOR_VERSION
 from services.alerts.repartition import level_key
 
@@ -122,3 +122,43 @@ def same_config(record: DropSnapshot, config: drop.DropConfig) -> bool:
 
 def _major(version: str) -> str:
     return version.rsplit("-", 1)[-1].split(".", 1)[0]
+
+
+class ChurnSnapshot(BaseModel):
+    """A customer's churn history under one rule: the negative experiences in the window, the
+    event ids seen (de-duplication) and when each signal last fired (cooldown), so a restart or
+    a rebalance neither forgets "repeated negative experiences" nor alerts again in cooldown."""
+
+    kind: Literal["churn_history"] = "churn_history"
+    detector_version: str
+    worker_id: str = Field(description="The worker that wrote it (for operators; not an owner).")
+    rule: str
+    customer_id: str
+    negatives: list[tuple[datetime, str, str]] = Field(description="(at, event id, touchpoint)")
+    seen_ids: list[str]
+    last_fired: dict[str, datetime]
+    last_negative_at: datetime | None = None
+
+    def key(self) -> str:
+        return churn_key(self.rule, self.customer_id)
+
+    def churn_state(self) -> churn.ChurnState | None:
+        """The detector state, or None (logged) when written by an incompatible version."""
+        if _major(self.detector_version) != _major(DETECTOR_VERSION):
+            log.warning("churn history %s ignored: written by %s, this is %s", self.key(),
+                        self.detector_version, DETECTOR_VERSION)
+            return None
+        return churn.ChurnState(self.customer_id, list(self.negatives), list(self.seen_ids),
+                                dict(self.last_fired))
+
+
+def churn_key(rule: str, customer_id: str) -> str:
+    return f"detector/churn/{rule}/{customer_id}"
+
+
+def churn_snapshot(rule: str, state: churn.ChurnState, last_negative_at: datetime | None,
+                   worker_id: str) -> ChurnSnapshot:
+    return ChurnSnapshot(detector_version=DETECTOR_VERSION, worker_id=worker_id, rule=rule,
+                         customer_id=state.customer_id, negatives=list(state.negatives),
+                         seen_ids=list(state.seen_ids), last_fired=dict(state.last_fired),
+                         last_negative_at=last_negative_at)

@@ -9,7 +9,9 @@ The state topic is compacted and keyed: the latest record of a key is the state,
 * ``group/<group_key>``: a notification group (what its receiver was told: firing alerts,
   sequence, last send), tombstone when the group ends;
 * ``detector/drop/<rule>/<scope key>``: a drop detector's learned state for one scope
-  (detectors.py), written by the scope's owner periodically and when it stops or loses it.
+  (detectors.py), written by the scope's owner periodically and when it stops or loses it;
+* ``detector/churn/<rule>/<customer id>``: a customer's churn history under a churn rule
+  (detectors.py), written likewise by the owner of the customer's partition.
 
 Deliveries and groups belong to no worker: they are the notifier's, and the notifier is
 whichever worker owns the notify topic's one partition (handover.py); a worker that takes the
@@ -28,7 +30,7 @@ from schemas.cases import Silence
 from services.alerts.delivery.outbox import Delivery
 from services.alerts.notify import Notification
 from services.alerts.notify.snapshot import GroupSnapshot
-from services.alerts.state.detectors import DropSnapshot
+from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot
 
 
 class NotificationRecord(BaseModel):
@@ -98,7 +100,7 @@ class GroupRecord(BaseModel):
     group: GroupSnapshot
 
 
-StateRecord = Annotated[DeliveryRecord | SilenceRecord | GroupRecord | DropSnapshot,
+StateRecord = Annotated[DeliveryRecord | SilenceRecord | GroupRecord | DropSnapshot | ChurnSnapshot,
                         Field(discriminator="kind")]
 _RECORD: TypeAdapter[StateRecord] = TypeAdapter(StateRecord)
 
