@@ -14,7 +14,7 @@
   the state topic and gives those scopes their learned baselines and those customers their
   churn histories back (their events wait for it), then takes over the firing alerts of the
   gained partitions from the cases (evaluator.restore_firing), so the condition resolves once
-  and is not alerted again. Surge windows are relearned by the new owner.
+  and is not alerted again. Theme-surge windows move like drop baselines.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from faust.types import TP
 from schemas.alert import Alert, AlertKind
 from services.alerts.repartition import InternalTopics, level_key
 from services.alerts.rules.models import SCOPE_LABELS
-from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot
+from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot, SurgeSnapshot
 from services.alerts.state.durable import firing_alerts, take_over
 from services.alerts.state.records import StateRecord
 from services.common.partitioner import partition_for
@@ -183,7 +183,7 @@ class Handover:
         async with rt._lock:
             scopes, customers = self._gaining["scope"], self._gaining["customer"]
             restored = rt.evaluator.restore_snapshots(
-                [r for r in records if isinstance(r, DropSnapshot)],
+                [r for r in records if isinstance(r, DropSnapshot | SurgeSnapshot)],
                 lambda names, key: partition_for(level_key(names, key), self.partitions["scope"]) in scopes,
                 rt.clock())
             histories = rt.evaluator.restore_churn(

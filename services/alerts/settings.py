@@ -113,8 +113,9 @@ class AlertsSettings(ServiceSettings):
         "Default: `<cases_topic>.state`."
     )
     detector_snapshot_interval_s: float = Field(
-        30.0, ge=0, description="How often the drop detectors' learned state (baseline, CUSUM) of "
-        "the scopes that changed, and the churn histories of the customers that changed, are written "
+        30.0, ge=0, description="How often the drop detectors' learned state (baseline, CUSUM) and "
+        "the theme-surge windows of the scopes that changed, and the churn histories of the customers "
+        "that changed, are written "
         "to the state topic, so a restarted worker or the new "
         "owner of a scope's partition goes on detecting at once instead of relearning; also written "
         "at a graceful stop and when partitions are revoked. 0: only then."
@@ -137,8 +138,8 @@ class AlertsSettings(ServiceSettings):
         None, ge=1, description="Partitions of the repartition topics `<consumer_group>.by-scope` "
         "and `.by-customer` (detector state is spread over the workers by them) when they are "
         "created; default: as many as the scored topic has. Changing it later moves scopes and "
-        "customers between workers: drop baselines and churn histories move with their snapshots, "
-        "surge windows are learned again."
+        "customers between workers: drop baselines, surge windows and churn histories move with their "
+        "snapshots."
     )
     use_uvloop: bool = Field(True, description="Run the event loop on uvloop.")
 

@@ -18,17 +18,21 @@ from schemas.alert import AlertStatus
 from services.alerts.detectors import drop
 from services.alerts.flows import AlertEvaluator
 from services.alerts.flows.sweep import DROP_EVICT_AFTER
-from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot, snapshot
+from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot, SurgeSnapshot, snapshot
 from services.alerts.state.records import decode, encode
 from tests.alerts.test_flows import (
     CHURN_RULES,
     DROP_RULES,
     DROPPED,
     IN_CONTROL,
+    SURGE_RULES,
+    comment_day,
     nps_stream,
     rules_yaml,
+    run,
     scored,
 )
+from tests.alerts.test_flows import T0 as FLOWS_T0
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SMALL = drop.DropConfig(metric="nps", shift=20, warmup_n=60, block_n=10, hold_n=30, arl0=2000, min_n=5)
@@ -263,3 +267,44 @@ def test_an_idle_customers_history_is_tombstoned_when_the_sweep_forgets_it() -> 
     ev.on_tick(at + timedelta(days=31))
     assert ev.stats()["customers"] == 0
     assert ev.forgotten_snapshots() == ["detector/churn/churn/c-9"]
+
+
+# ----------------------------------------------------------------------------- surge windows
+
+
+def test_a_restored_scope_keeps_its_surge_baseline_and_fires_as_the_original() -> None:
+    """Ten days of comments form the baseline; the worker stops (snapshot with buffered
+    comments) and a successor restores it: day 10's billing surge fires there exactly as on the
+    original, while a worker without the snapshot has no baseline and stays quiet."""
+    rng = random.Random(11)
+    events: list[Any] = []
+    for day in range(12):
+        events += comment_day(rng, day, 40, 0.5 if day == 10 else 0.1, day * 100)
+    original = AlertEvaluator(rules_yaml(SURGE_RULES))
+    assert run(original, events[:405]) == []  # days 0-9 and the start of day 10
+    records = [through_the_topic_any(r) for r in original.snapshots("w1", buffered=True)]
+    surges = [r for r in records if isinstance(r, SurgeSnapshot)]
+    assert [r.key() for r in surges] == ['detector/surge/surge/["touchpoint","store"]']
+    restored, fresh = AlertEvaluator(rules_yaml(SURGE_RULES)), AlertEvaluator(rules_yaml(SURGE_RULES))
+    assert restored.restore_snapshots(surges, lambda names, key: True, events[404].event.occurred_at) == 1
+    expected = run(original, events[405:])
+    assert [a.labels["theme"] for a in expected] == ["billing"]
+    got = run(restored, events[405:])
+    assert [(a.fingerprint, a.evidence.observed, a.evidence.baseline) for a in got] == [
+        (a.fingerprint, a.evidence.observed, a.evidence.baseline) for a in expected]
+    assert run(fresh, events[405:]) == []
+
+
+def test_an_idle_surge_scope_is_tombstoned_when_swept() -> None:
+    ev = AlertEvaluator(rules_yaml(SURGE_RULES))
+    run(ev, comment_day(random.Random(1), 0, 30, 0.1, 0))
+    assert [type(r) for r in ev.snapshots("w1", buffered=True)] == [SurgeSnapshot]
+    first_day = FLOWS_T0  # comment_day's day 0
+    ev.on_tick(first_day + timedelta(days=1, minutes=1))  # the window closes by time
+    ev.on_tick(first_day + timedelta(days=20))  # 14 + 2 windows without a comment
+    assert ev.stats()["surge_scopes"] == 0
+    assert ev.forgotten_snapshots() == ['detector/surge/surge/["touchpoint","store"]']
+
+
+def through_the_topic_any(record: Any) -> Any:
+    return decode(encode(record))

@@ -151,9 +151,9 @@ def test_parked_pending_silences_and_firing_alerts_survive_a_restart(kafka) -> N
 
         second = await start_worker(settings, receiver, clock)
         # detectors: 3 units x 2 scope levels x the 3 drop rules these events have values for
-        # (NPS, detractor share, sentiment), their observations buffered at the stop; histories:
-        # the three customers' churn histories
-        assert second.restored == Restored(silences=1, groups=3, firing=3, parked=1, resumed=1, detectors=18,
+        # (NPS, detractor share, sentiment), their observations buffered at the stop, + the theme
+        # surge's scopes (the touchpoint and its 3 units); histories: the 3 customers' churn histories
+        assert second.restored == Restored(silences=1, groups=3, firing=3, parked=1, resumed=1, detectors=18 + 4,
                                            histories=3)
         # the pending delivery resumes with its key; the delivered one is not sent again
         await second.wait(lambda: len(sent_for(receiver, pending_c)) > len(before[pending_c]), "the resumed delivery")

@@ -19,7 +19,9 @@ from services.alerts.flows.state import Ledger, Runtime
 from services.alerts.flows.surges import close_due_windows, flush_surge, new_surge_scope
 from services.alerts.flows.sweep import Runtimes, Sweeper
 from services.alerts.rules import RuleSet
-from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot
+from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot, SurgeSnapshot
+
+DetectorSnapshot = DropSnapshot | SurgeSnapshot | ChurnSnapshot
 
 #: Default observations buffered per scope before the detector runs (see the package doc).
 BATCH_SIZE = 32
@@ -134,13 +136,13 @@ class AlertEvaluator:
         return ownership.evict(self._book, [*self._drop, *self._surge], self._churn,
                                keep_scope, keep_customer)
 
-    def snapshots(self, worker_id: str, *, buffered: bool = False) -> list[DropSnapshot | ChurnSnapshot]:
+    def snapshots(self, worker_id: str, *, buffered: bool = False) -> list[DetectorSnapshot]:
         """Detector state that changed since the last call, as records for the state topic:
-        drop detectors' (with `buffered`, also of scopes holding observations not yet run) and
-        customers' churn histories."""
-        drops: list[DropSnapshot | ChurnSnapshot] = list(
-            snapshots.take(self._book, self._drop, worker_id, buffered=buffered))
-        return drops + snapshots.take_churn(self._book, self._churn, worker_id)
+        drop detectors' and surge windows (with `buffered`, also of scopes holding observations
+        not yet run) and customers' churn histories."""
+        out: list[DetectorSnapshot] = list(snapshots.take(self._book, self._drop, worker_id, buffered=buffered))
+        out += snapshots.take_surge(self._book, self._surge, worker_id, buffered=buffered)
+        return out + snapshots.take_churn(self._book, self._churn, worker_id)
 
     def restore_churn(self, records: Iterable[ChurnSnapshot], keep_customer: Callable[[str], bool]) -> int:
         """Churn histories of the customers `keep_customer` accepts (before :meth:`restore_firing`,
@@ -154,12 +156,17 @@ class AlertEvaluator:
         self._book.forgotten.clear()
         return keys
 
-    def restore_snapshots(self, records: Iterable[DropSnapshot],
+    def restore_snapshots(self, records: Iterable[DropSnapshot | SurgeSnapshot],
                           keep_scope: Callable[[tuple[str, ...], tuple[str, ...]], bool],
                           now: datetime) -> int:
         """Learned drop-detector state of the scopes `keep_scope` accepts (before
-        :meth:`restore_firing`); scopes with live state keep it. Returns how many."""
-        return snapshots.restore(self._book, self._drop, records, keep_scope, now)
+        :meth:`restore_firing`), drop detectors' and surge windows; scopes with live state keep it.
+        Returns how many."""
+        records = list(records)
+        drops = [r for r in records if isinstance(r, DropSnapshot)]
+        surges = [r for r in records if isinstance(r, SurgeSnapshot)]
+        return (snapshots.restore(self._book, self._drop, drops, keep_scope, now)
+                + snapshots.restore_surge(self._book, self._surge, surges, keep_scope, now))
 
     def stats(self) -> dict[str, int]:
         """Sizes of the kept state (for metrics and tests)."""

@@ -13,16 +13,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from services.alerts.detectors import drop
+from services.alerts.detectors import drop, surge
 from services.alerts.flows.drops import HOT_FRACTION, new_drop_scope, rederive
-from services.alerts.flows.state import ChurnRuntime, Customer, DropRuntime, DropScope, Ledger
+from services.alerts.flows.state import (
+    ChurnRuntime,
+    Customer,
+    DropRuntime,
+    DropScope,
+    Ledger,
+    SurgeRuntime,
+)
+from services.alerts.flows.surges import new_surge_scope, note_close
 from services.alerts.flows.sweep import DROP_EVICT_AFTER
 from services.alerts.state.detectors import (
     ChurnSnapshot,
     DropSnapshot,
+    SurgeSnapshot,
     churn_snapshot,
     same_config,
     snapshot,
+    surge_snapshot,
 )
 
 KeepScope = Callable[[tuple[str, ...], tuple[str, ...]], bool]
@@ -120,3 +130,58 @@ def restore_churn(runtimes: Iterable[ChurnRuntime], records: Iterable[ChurnSnaps
             rt.customers[record.customer_id] = Customer(state=state, last_negative_at=record.last_negative_at)
             restored += 1
     return restored
+
+
+def take_surge(book: Ledger, runtimes: Iterable[SurgeRuntime], worker_id: str, *,
+               buffered: bool) -> list[SurgeSnapshot]:
+    """Surge windows of the scopes whose detector ran since the last call (with `buffered`, also
+    of those holding comments not yet run)."""
+    by_name = {rt.name: rt for rt in runtimes}
+    changed = dict(book.changed_surge)
+    book.changed_surge.clear()
+    if buffered:
+        for runtime, dirty, _since in book.dirty_surge.values():
+            changed.setdefault(id(dirty), (runtime.name, dirty))
+    out = []
+    for name, scope in changed.values():
+        level, values = tuple(scope.labels), tuple(scope.labels.values())
+        rt = by_name.get(name)
+        if rt is not None and rt.tables.get(level, {}).get(values) is scope:
+            out.append(surge_snapshot(name, level, values, scope.state, scope.buf, scope.last_at, worker_id))
+    return out
+
+
+def restore_surge(book: Ledger, runtimes: Iterable[SurgeRuntime], records: Iterable[SurgeSnapshot],
+                  keep: KeepScope, now: datetime) -> int:
+    """Give the scopes `keep` accepts their surge windows; returns how many. A scope with live
+    windows keeps them; a record idle as long as the sweep evicts is tombstoned instead."""
+    by_name = {rt.name: rt for rt in runtimes}
+    restored = 0
+    for record in records:
+        rt = by_name.get(record.rule)
+        level, values = tuple(record.level), tuple(record.values)
+        if rt is None or level not in rt.levels or not keep(level, values):
+            continue
+        cfg: surge.SurgeConfig = rt.eff(dict(zip(level, values, strict=True))).config  # type: ignore[assignment]
+        if record.last_at is not None and now - record.last_at >= cfg.window * (cfg.baseline_windows + 2):
+            book.forgotten.append(record.key())
+            continue
+        restored += _restore_surge_scope(book, rt, record, level, values, now)
+    return restored
+
+
+def _restore_surge_scope(book: Ledger, rt: SurgeRuntime, record: SurgeSnapshot, level: tuple[str, ...],
+                         values: tuple[str, ...], now: datetime) -> bool:
+    scope = rt.tables[level].get(values)
+    if scope is not None and (scope.state.current is not None or scope.state.history or scope.buf):
+        return False  # live windows here are newer
+    state = record.surge_state()
+    if state is None:
+        return False
+    scope = scope or new_surge_scope(rt, level, values, now)
+    scope.state, scope.buf = state, record.comments()
+    scope.last_at = record.last_at or now
+    if scope.buf:
+        book.dirty_surge[id(scope)] = (rt, scope, now)
+    note_close(rt, scope)  # a tick closes its open window by time
+    return True

@@ -61,6 +61,8 @@ class Ledger:
     dirty_surge: dict[int, tuple[SurgeRuntime, SurgeScope, datetime]] = field(default_factory=dict)
     # drop scopes whose detector state changed since the last snapshot: id -> (rule name, scope)
     changed_drop: dict[int, tuple[str, DropScope]] = field(default_factory=dict)
+    # surge scopes whose windows changed since the last snapshot: id -> (rule name, scope)
+    changed_surge: dict[int, tuple[str, SurgeScope]] = field(default_factory=dict)
     # customers whose churn history changed since the last snapshot: (rule name, id) -> customer
     changed_churn: dict[tuple[str, str], Customer] = field(default_factory=dict)
     # keys of detector records to tombstone: scopes and customers evicted as idle, records stale

@@ -50,6 +50,7 @@ def flush_surge(book: Ledger, rt: SurgeRuntime, scope: SurgeScope, until: dateti
     before = scope.state.current.start if scope.state.current is not None else None
     state, decisions = surge.update(cfg, scope.state, buf, until)
     scope.state = state
+    book.changed_surge[id(scope)] = (rt.name, scope)
     after = state.current.start if state.current is not None else None
     note_close(rt, scope)
     closed = before is not None and after != before

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from services.alerts.detectors import churn, surge
 from services.alerts.flows.state import ChurnRuntime, DropRuntime, SurgeRuntime
-from services.alerts.state.detectors import churn_key, detector_key
+from services.alerts.state.detectors import churn_key, detector_key, surge_key
 
 #: How often (in ``now`` time) idle detector state is looked for and evicted.
 SWEEP_EVERY = timedelta(hours=1)
@@ -69,7 +69,8 @@ class Sweeper:
                 done += 1
                 if done % SWEEP_SLICE == 0:
                     yield
-                _sweep_surge_scope(rt2, k, now)
+                if _sweep_surge_scope(rt2, k, now):
+                    self._forgotten.append(surge_key(rt2.name, *k))
 
 
 Key = tuple[tuple[str, ...], tuple[str, ...]]
@@ -97,10 +98,13 @@ def _sweep_drop_scope(rt: DropRuntime, k: Key, now: datetime) -> bool:
     return False
 
 
-def _sweep_surge_scope(rt: SurgeRuntime, k: Key, now: datetime) -> None:
+def _sweep_surge_scope(rt: SurgeRuntime, k: Key, now: datetime) -> bool:
+    """Evict the scope if idle; whether it was."""
     s = rt.scopes.get(k)
     if s is None or s.alerts or s.buf or s.last_at is None:
-        return
+        return False
     cfg: surge.SurgeConfig = s.eff.config  # type: ignore[assignment]
     if now - s.last_at >= cfg.window * (cfg.baseline_windows + 2):
         rt.remove(*k)
+        return True
+    return False

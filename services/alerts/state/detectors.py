@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from services.alerts.detectors import churn, drop
+from services.alerts.detectors import churn, drop, surge
 from services.alerts.detectors.version import DETECTOR_VERSION
 from services.alerts.repartition import level_key
 
@@ -162,3 +162,66 @@ def churn_snapshot(rule: str, state: churn.ChurnState, last_negative_at: datetim
                          customer_id=state.customer_id, negatives=list(state.negatives),
                          seen_ids=list(state.seen_ids), last_fired=dict(state.last_fired),
                          last_negative_at=last_negative_at)
+
+
+class WindowModel(BaseModel):
+    start: datetime
+    negatives: int
+    themes: dict[str, int]
+
+
+class SurgeSnapshot(BaseModel):
+    """A scope's theme-surge windows under one rule: the open window with its example ids, the
+    closed windows the baseline is made of, and the comments buffered but not yet run, so a
+    restart or a rebalance does not leave the scope without a baseline for `baseline_windows`."""
+
+    kind: Literal["surge_windows"] = "surge_windows"
+    detector_version: str
+    worker_id: str = Field(description="The worker that wrote it (for operators; not an owner).")
+    rule: str
+    level: list[str]
+    values: list[str]
+    current: WindowModel | None
+    examples: dict[str, list[str]]
+    history: list[WindowModel]
+    buffered: list[tuple[str, datetime, bool, list[str]]] = Field(default_factory=list)
+    last_at: datetime | None = None
+
+    def key(self) -> str:
+        return surge_key(self.rule, tuple(self.level), tuple(self.values))
+
+    def surge_state(self) -> surge.SurgeState | None:
+        """The detector state, or None (logged) when written by an incompatible version."""
+        if _major(self.detector_version) != _major(DETECTOR_VERSION):
+            log.warning("surge windows %s ignored: written by %s, this is %s", self.key(),
+                        self.detector_version, DETECTOR_VERSION)
+            return None
+        return surge.SurgeState(current=_window(self.current), examples={k: list(v) for k, v in self.examples.items()},
+                                history=[w for w in map(_window, self.history) if w is not None])
+
+    def comments(self) -> list[surge.CommentObservation]:
+        return [surge.CommentObservation(e, at, neg, tuple(themes)) for e, at, neg, themes in self.buffered]
+
+
+def _window(model: WindowModel | None) -> surge.WindowCounts | None:
+    return None if model is None else surge.WindowCounts(model.start, model.negatives, dict(model.themes))
+
+
+def _model(window: surge.WindowCounts | None) -> WindowModel | None:
+    return None if window is None else WindowModel(start=window.start, negatives=window.negatives,
+                                                    themes=dict(window.themes))
+
+
+def surge_key(rule: str, level: tuple[str, ...], values: tuple[str, ...]) -> str:
+    return f"detector/surge/{rule}/{level_key(level, values).decode()}"
+
+
+def surge_snapshot(rule: str, level: tuple[str, ...], values: tuple[str, ...], state: surge.SurgeState,
+                   buffered: Sequence[surge.CommentObservation], last_at: datetime | None,
+                   worker_id: str) -> SurgeSnapshot:
+    history = [m for m in map(_model, state.history) if m is not None]
+    return SurgeSnapshot(detector_version=DETECTOR_VERSION, worker_id=worker_id, rule=rule, level=list(level),
+                         values=list(values), current=_model(state.current),
+                         examples={k: list(v) for k, v in state.examples.items()}, history=history,
+                         buffered=[(c.event_id, c.at, c.negative, list(c.themes)) for c in buffered],
+                         last_at=last_at)

@@ -8,7 +8,8 @@ Restored at start (see docs/reliability.md, "Alerts state across restarts"):
   start the topic is followed, so a silence created on another worker applies here too;
 * the drop detectors' learned state (baselines, CUSUM statistics) of the scopes this worker
   detects, and the churn histories (negative experiences in the window, cooldowns) of its
-  customers, so detection goes on at once (state/detectors.py; surge windows are relearned);
+  customers, and the theme-surge windows of its scopes, so detection goes on at once
+  (state/detectors.py);
 * the evaluator's firing alerts whose condition has not cleared (the cases topic holds them),
   of the scopes and customers this worker detects, so they resolve when the condition clears;
 * the notifier's part, by the worker that notifies (the owner of the notify partition, see
@@ -30,7 +31,7 @@ from schemas.alert import Alert, AlertStatus
 from schemas.cases import Silence
 from services.alerts.cases.store import CaseStore
 from services.alerts.delivery.outbox import DELIVERED, Delivery
-from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot
+from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot, SurgeSnapshot
 from services.alerts.state.log import StateLog
 from services.alerts.state.records import (
     DeliveryRecord,
@@ -98,7 +99,7 @@ class Restored:
     firing: int
     parked: int
     resumed: int
-    detectors: int = 0  # drop-detector scopes given their learned state back
+    detectors: int = 0  # drop-detector and theme-surge scopes given their learned state back
     histories: int = 0  # customers given their churn history back
 
 
@@ -137,7 +138,7 @@ def restore(runtime: Any, records: Iterable[StateRecord], now: datetime) -> Rest
         runtime.notifier.add_silence(silence)
     # learned detector state first: a firing alert taken over then counts its quiet period on it
     detectors = runtime.evaluator.restore_snapshots(
-        [r for r in records if isinstance(r, DropSnapshot)], runtime.holds_scope, now)
+        [r for r in records if isinstance(r, DropSnapshot | SurgeSnapshot)], runtime.holds_scope, now)
     histories = runtime.evaluator.restore_churn(
         [r for r in records if isinstance(r, ChurnSnapshot)], runtime.holds_customer)
     firing = runtime.evaluator.restore_firing(firing_alerts(runtime.cases, runtime.detects), now)

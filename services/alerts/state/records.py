@@ -10,6 +10,7 @@ The state topic is compacted and keyed: the latest record of a key is the state,
   sequence, last send), tombstone when the group ends;
 * ``detector/drop/<rule>/<scope key>``: a drop detector's learned state for one scope
   (detectors.py), written by the scope's owner periodically and when it stops or loses it;
+* ``detector/surge/<rule>/<scope key>``: a scope's theme-surge windows (detectors.py), likewise;
 * ``detector/churn/<rule>/<customer id>``: a customer's churn history under a churn rule
   (detectors.py), written likewise by the owner of the customer's partition.
 
@@ -30,7 +31,7 @@ from schemas.cases import Silence
 from services.alerts.delivery.outbox import Delivery
 from services.alerts.notify import Notification
 from services.alerts.notify.snapshot import GroupSnapshot
-from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot
+from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot, SurgeSnapshot
 
 
 class NotificationRecord(BaseModel):
@@ -100,7 +101,7 @@ class GroupRecord(BaseModel):
     group: GroupSnapshot
 
 
-StateRecord = Annotated[DeliveryRecord | SilenceRecord | GroupRecord | DropSnapshot | ChurnSnapshot,
+StateRecord = Annotated[DeliveryRecord | SilenceRecord | GroupRecord | DropSnapshot | ChurnSnapshot | SurgeSnapshot,
                         Field(discriminator="kind")]
 _RECORD: TypeAdapter[StateRecord] = TypeAdapter(StateRecord)
 
