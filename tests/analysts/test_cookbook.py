@@ -215,7 +215,7 @@ def test_event_level_queries(ch_client, analyst_data) -> None:
         | {"ana-e-001", "ana-e-002"} | {f"ana-e-{i:03d}" for i in range(16, 20)})
     mix = {(r["day"], r["scorer_version"]): r["events"] for r in run(ch_client, "scorer_version_mix")}
     assert mix[(date(2025, 3, 5), "score-0.9.0+text-0.9.0")] == 10
-    assert mix[(date(2025, 3, 4), "score-1.0.0+text-1.0.0")] == 100
+    assert mix[(date(2025, 3, 4), "score-1.0.0+text-1.1.0")] == 100
     volume = {(r["hour"], r["touchpoint"]): r["responses"]
               for r in run(ch_client, "hourly_volume_by_touchpoint")}
     assert volume == {(datetime(2025, 3, 4, 10), "web"): 100, (datetime(2025, 3, 5, 12), "store"): 10,

@@ -1,6 +1,6 @@
 """The analyser on the shared labelled sets (evaluation only; never shipped).
 
-The analyser is deterministic, so the bounds are the targets that text-1.0.0 reaches (its
+The analyser is deterministic, so the bounds are the targets that text-1.1.0 reaches (its
 numbers in the comments); a regression fails. Skipped when ../shared/data is absent.
 """
 
@@ -27,8 +27,8 @@ def report() -> dict[str, Any]:
 def test_english_airline_tweets_reach_the_target(report: dict[str, Any]) -> None:
     en = report["en"]
     assert en["n"] == 2500
-    assert en["macro_f1"] >= 0.65  # target; text-1.0.0: 0.656 (VADER 0.455)
-    assert en["accuracy"] >= 0.68  # text-1.0.0: 0.682 (majority class 0.622)
+    assert en["macro_f1"] >= 0.65  # target; text-1.1.0: 0.656 (VADER 0.455)
+    assert en["accuracy"] >= 0.68  # text-1.1.0: 0.682 (majority class 0.622)
     assert en["accuracy"] > en["majority_baseline"]["accuracy"]
     if en["vader_macro_f1"] is not None:
         assert en["macro_f1"] > en["vader_macro_f1"] + 0.15
@@ -37,7 +37,7 @@ def test_english_airline_tweets_reach_the_target(report: dict[str, Any]) -> None
 def test_german_germeval_reaches_the_targets(report: dict[str, Any]) -> None:
     de = report["de"]
     assert de["n"] == 2555
-    # Targets; text-1.0.0 reaches accuracy 0.7515 and macro-F1 0.5565 (majority 0.654/0.264),
+    # Targets; text-1.1.0 reaches accuracy 0.7523 and macro-F1 0.5573 (majority 0.654/0.264),
     # narrowly and in-sample only: its thresholds were tuned on this same set (held out: below).
     assert de["accuracy"] >= 0.75
     assert de["macro_f1"] >= 0.55
@@ -76,9 +76,9 @@ def test_cross_validated_figures_are_reported_beside_the_in_sample_ones(
 
 
 def test_held_out_quality(report: dict[str, Any]) -> None:
-    # Honest figures (5-fold CV of the tuning procedure), text-1.0.0 in the comments. English
-    # meets its macro-F1 target held out; German accuracy does not (0.744 vs >= 0.75).
+    # Honest figures (5-fold CV of the tuning procedure), text-1.1.0 in the comments. English
+    # meets its macro-F1 target held out; German accuracy does not (0.745 vs >= 0.75).
     en, de = report["en"]["cross_validation"], report["de"]["cross_validation"]
     assert en["held_out"]["macro_f1"]["mean"] >= 0.65  # 0.6549 +- 0.027 (sd over folds)
-    assert de["held_out"]["accuracy"]["mean"] >= 0.74  # 0.744 +- 0.014; in-sample 0.7515
-    assert de["held_out"]["macro_f1"]["mean"] >= 0.55  # 0.5563 +- 0.027
+    assert de["held_out"]["accuracy"]["mean"] >= 0.74  # 0.7448 +- 0.015; in-sample 0.7523
+    assert de["held_out"]["macro_f1"]["mean"] >= 0.55  # 0.5572 +- 0.027
