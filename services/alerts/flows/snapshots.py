@@ -10,8 +10,9 @@ overwrites live state: a scope that has seen events here is newer than any snaps
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from typing import Any, TypeVar
 
 from services.alerts.detectors import drop, surge
 from services.alerts.flows.drops import HOT_FRACTION, new_drop_scope, rederive
@@ -22,6 +23,7 @@ from services.alerts.flows.state import (
     DropScope,
     Ledger,
     SurgeRuntime,
+    SurgeScope,
 )
 from services.alerts.flows.surges import new_surge_scope, note_close
 from services.alerts.flows.sweep import DROP_EVICT_AFTER
@@ -42,21 +44,32 @@ def take(book: Ledger, runtimes: Iterable[DropRuntime], worker_id: str, *,
          buffered: bool) -> list[DropSnapshot]:
     """Snapshots of the scopes that changed since the last call (and, with `buffered`, of
     those holding observations the detector has not run yet)."""
-    by_name = {rt.name: rt for rt in runtimes}
-    changed = dict(book.changed_drop)
-    book.changed_drop.clear()
-    if buffered:
-        for runtime, dirty, _since in book.dirty_drop.values():
-            changed.setdefault(id(dirty), (runtime.name, dirty))
     out = []
-    for name, scope in changed.values():
-        level, values = tuple(scope.labels), tuple(scope.labels.values())
-        rt = by_name.get(name)
-        if rt is None or rt.tables.get(level, {}).get(values) is not scope:
-            continue  # evicted, swept, or its rule went away in a reload
+    for name, level, values, scope in _current(runtimes, book.changed_drop, book.dirty_drop, buffered):
         config: drop.DropConfig = scope.eff.config  # type: ignore[assignment]
         out.append(snapshot(name, level, values, config, scope.state, scope.buf, worker_id, scope.last_at))
     return out
+
+
+S = TypeVar("S", DropScope, SurgeScope)
+
+
+def _current(runtimes: Iterable[DropRuntime | SurgeRuntime], changed: dict[int, tuple[str, S]],
+             dirty: Mapping[int, tuple[Any, S, datetime]], buffered: bool,
+             ) -> Iterator[tuple[str, tuple[str, ...], tuple[str, ...], S]]:
+    """The changed (with `buffered`, also the buffering) scopes still kept, with their rule name,
+    level and values; empties `changed`."""
+    by_name = {rt.name: rt for rt in runtimes}
+    scopes = dict(changed)
+    changed.clear()
+    if buffered:
+        for runtime, scope, _since in dirty.values():
+            scopes.setdefault(id(scope), (runtime.name, scope))
+    for name, scope in scopes.values():
+        level, values = tuple(scope.labels), tuple(scope.labels.values())
+        rt = by_name.get(name)
+        if rt is not None and rt.tables.get(level, {}).get(values) is scope:  # not evicted, swept, reloaded away
+            yield name, level, values, scope
 
 
 def restore(book: Ledger, runtimes: Iterable[DropRuntime], records: Iterable[DropSnapshot],
@@ -136,19 +149,8 @@ def take_surge(book: Ledger, runtimes: Iterable[SurgeRuntime], worker_id: str, *
                buffered: bool) -> list[SurgeSnapshot]:
     """Surge windows of the scopes whose detector ran since the last call (with `buffered`, also
     of those holding comments not yet run)."""
-    by_name = {rt.name: rt for rt in runtimes}
-    changed = dict(book.changed_surge)
-    book.changed_surge.clear()
-    if buffered:
-        for runtime, dirty, _since in book.dirty_surge.values():
-            changed.setdefault(id(dirty), (runtime.name, dirty))
-    out = []
-    for name, scope in changed.values():
-        level, values = tuple(scope.labels), tuple(scope.labels.values())
-        rt = by_name.get(name)
-        if rt is not None and rt.tables.get(level, {}).get(values) is scope:
-            out.append(surge_snapshot(name, level, values, scope.state, scope.buf, scope.last_at, worker_id))
-    return out
+    return [surge_snapshot(name, level, values, scope.state, scope.buf, scope.last_at, worker_id)
+            for name, level, values, scope in _current(runtimes, book.changed_surge, book.dirty_surge, buffered)]
 
 
 def restore_surge(book: Ledger, runtimes: Iterable[SurgeRuntime], records: Iterable[SurgeSnapshot],
