@@ -11,7 +11,7 @@ overwrites live state: a scope that has seen events here is newer than any snaps
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from services.alerts.detectors import drop, surge
@@ -75,18 +75,29 @@ def _current(runtimes: Iterable[DropRuntime | SurgeRuntime], changed: dict[int, 
 def restore(book: Ledger, runtimes: Iterable[DropRuntime], records: Iterable[DropSnapshot],
             keep: KeepScope, now: datetime) -> int:
     """Give the scopes `keep` accepts their snapshotted state; returns how many."""
+    return sum(_restore_scope(book, rt, record, level, values, now)
+               for rt, record, level, values in _kept(book, runtimes, records, keep, now, lambda _rt, _labels: DROP_EVICT_AFTER))
+
+
+R = TypeVar("R", DropSnapshot, SurgeSnapshot)
+RT = TypeVar("RT", DropRuntime, SurgeRuntime)
+
+
+def _kept(book: Ledger, runtimes: Iterable[RT], records: Iterable[R], keep: KeepScope, now: datetime,
+          evict_after: Callable[[RT, dict[str, str]], timedelta],
+          ) -> Iterator[tuple[RT, R, tuple[str, ...], tuple[str, ...]]]:
+    """The records of scopes `keep` accepts under a current rule, with their runtime, level and
+    values; a record idle as long as the sweep would evict its scope is tombstoned instead."""
     by_name = {rt.name: rt for rt in runtimes}
-    restored = 0
     for record in records:
         rt = by_name.get(record.rule)
         level, values = tuple(record.level), tuple(record.values)
         if rt is None or level not in rt.levels or not keep(level, values):
             continue
-        if record.last_at is not None and now - record.last_at >= DROP_EVICT_AFTER:
-            book.forgotten.append(record.key())  # idle as long as the sweep evicts: tombstoned
+        if record.last_at is not None and now - record.last_at >= evict_after(rt, dict(zip(level, values, strict=True))):
+            book.forgotten.append(record.key())
             continue
-        restored += _restore_scope(book, rt, record, level, values, now)
-    return restored
+        yield rt, record, level, values
 
 
 def _restore_scope(book: Ledger, rt: DropRuntime, record: DropSnapshot, level: tuple[str, ...],
@@ -156,20 +167,14 @@ def take_surge(book: Ledger, runtimes: Iterable[SurgeRuntime], worker_id: str, *
 def restore_surge(book: Ledger, runtimes: Iterable[SurgeRuntime], records: Iterable[SurgeSnapshot],
                   keep: KeepScope, now: datetime) -> int:
     """Give the scopes `keep` accepts their surge windows; returns how many. A scope with live
-    windows keeps them; a record idle as long as the sweep evicts is tombstoned instead."""
-    by_name = {rt.name: rt for rt in runtimes}
-    restored = 0
-    for record in records:
-        rt = by_name.get(record.rule)
-        level, values = tuple(record.level), tuple(record.values)
-        if rt is None or level not in rt.levels or not keep(level, values):
-            continue
-        cfg: surge.SurgeConfig = rt.eff(dict(zip(level, values, strict=True))).config  # type: ignore[assignment]
-        if record.last_at is not None and now - record.last_at >= cfg.window * (cfg.baseline_windows + 2):
-            book.forgotten.append(record.key())
-            continue
-        restored += _restore_surge_scope(book, rt, record, level, values, now)
-    return restored
+    windows keeps them."""
+    return sum(_restore_surge_scope(book, rt, record, level, values, now)
+               for rt, record, level, values in _kept(book, runtimes, records, keep, now, _surge_evict_after))
+
+
+def _surge_evict_after(rt: SurgeRuntime, labels: dict[str, str]) -> timedelta:
+    cfg: surge.SurgeConfig = rt.eff(labels).config  # type: ignore[assignment]
+    return cfg.window * (cfg.baseline_windows + 2)
 
 
 def _restore_surge_scope(book: Ledger, rt: SurgeRuntime, record: SurgeSnapshot, level: tuple[str, ...],
