@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 
 from schemas.alert import Alert, AlertEvidence, AlertKind, AlertStatus, Severity
 from schemas.cases import Silence
+from services.alerts.cases import CaseStore
 from services.alerts.flows import alert_id, fingerprint
 from services.alerts.notify import Notification, Notifier
 from services.alerts.rules import Routing, load_rules, parse
+from services.alerts.state.durable import case_alerts
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -362,6 +364,26 @@ class TestDigests:
         [d2] = [x for x in n.due(datetime(2026, 3, 3, 7, 0, tzinfo=UTC)) if x.digest]
         assert d2.status is AlertStatus.resolved and d2.alerts[0].status is AlertStatus.resolved
         assert [x for x in n.due(datetime(2026, 3, 4, 7, 0, tzinfo=UTC)) if x.digest] == []
+
+    def test_a_new_notifier_digests_the_day_it_did_not_see_from_the_cases(self) -> None:
+        """After a restart (or a hand-over) the notifier takes the last two days' alerts from the
+        cases: the digest covers the whole day, the resolved one included, and nothing is
+        notified for them otherwise."""
+        start = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # the restart; the digest is due at 07:00 UTC
+        c1 = make("churn-risk", kind=AlertKind.churn_risk, customer="c-1", at=start - 20 * H)
+        c2 = make("churn-risk", kind=AlertKind.churn_risk, customer="c-2", at=start - 10 * H)
+        store = CaseStore()
+        for change, at in ((c1, c1.starts_at), (c2, c2.starts_at), (resolve(c2, start - 2 * H), start - 2 * H)):
+            for event in store.on_alert(change, at, lambda _alert: 3600.0):
+                store.apply(event)
+        old = make("churn-risk", kind=AlertKind.churn_risk, customer="c-3", at=start - 80 * H)
+        before_restart = [*case_alerts(store), resolve(old, start - 70 * H)]
+        n = Notifier(routing(self.DIGEST))
+        assert n.remember_history(before_restart, start) == 2  # c-3 ended three days ago
+        assert n.due(start) == []  # nothing is notified for the remembered alerts
+        [digest] = [x for x in n.due(datetime(2026, 3, 3, 7, 0, tzinfo=UTC)) if x.digest]
+        assert [(a.labels["customer_id"], a.status) for a in digest.alerts] == [
+            ("c-1", AlertStatus.firing), ("c-2", AlertStatus.resolved)]
 
     def test_digest_follows_daylight_saving_time(self) -> None:
         n = Notifier(routing(self.DIGEST))

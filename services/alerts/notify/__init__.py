@@ -445,6 +445,17 @@ class Notifier:
             kept.append(snap.key)
         return kept
 
+    def remember_history(self, alerts: Iterable[Alert], now: datetime) -> int:
+        """Alerts of the last two days for the digests (a restart or a new notifier knows the
+        day so far); nothing is notified for them. Returns how many were taken."""
+        horizon = now - timedelta(days=2)
+        taken = 0
+        for alert in alerts:
+            if (alert.ends_at is None or alert.ends_at >= horizon) and alert.alert_id not in self._history:
+                self._history[alert.alert_id] = alert
+                taken += 1
+        return taken
+
     def release(self) -> None:
         """Forget every group and alert, without reporting the groups as ended: another worker
         notifies now and took them over from the state topic. Silences stay (every worker

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.alert import Alert, AlertStatus
-from schemas.cases import Silence
+from schemas.cases import CaseAction, Silence
 from services.alerts.cases.store import CaseStore
 from services.alerts.delivery.outbox import DELIVERED, Delivery
 from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot, SurgeSnapshot
@@ -117,12 +117,26 @@ def firing_alerts(cases: CaseStore, keep: Callable[[Alert], bool]) -> list[Alert
             if not c.condition_cleared and c.alert.status is AlertStatus.firing and keep(c.alert)]
 
 
+def case_alerts(cases: CaseStore) -> list[Alert]:
+    """Each case's alert in its latest state: firing, or resolved when its condition cleared
+    (the digests' record of the day, rebuilt from the cases topic)."""
+    out = []
+    for case in cases.cases.values():
+        cleared = next((e.at for e in case.history if e.action is CaseAction.condition_cleared), None)
+        alert = case.alert
+        if cleared is not None and alert.status is AlertStatus.firing:
+            alert = alert.model_copy(update={"status": AlertStatus.resolved, "ends_at": cleared})
+        out.append(alert)
+    return out
+
+
 def take_over(runtime: Any, records: Iterable[StateRecord]) -> TakenOver:
     """The notifier's part of the state (groups, pending and parked deliveries), whoever wrote
     it: called when this worker becomes the notifier (at start alone, or on assignment of the
     notify partition). Needs a running loop (pending deliveries resume)."""
     records = list(records)
     groups = runtime.notifier.restore([r.group for r in records if isinstance(r, GroupRecord)])
+    runtime.notifier.remember_history(case_alerts(runtime.cases), runtime.clock())
     deliveries = [r.delivery() for r in records if isinstance(r, DeliveryRecord)]
     resumed = runtime.outbox.restore(deliveries)
     return TakenOver(groups=len(groups), parked=len(deliveries) - resumed, resumed=resumed)
