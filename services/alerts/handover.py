@@ -83,8 +83,8 @@ class Handover:
     async def on_revoked(self, revoked: set[TP]) -> None:
         rt = self.runtime
         snapshots = 0
-        if rt.started.is_set() and any(tp.topic == self.topic_of["scope"] for tp in revoked):
-            async with rt._lock:  # the next owner of a scope reads where its detector stands
+        if rt.started.is_set() and any(tp.topic in self.topic_of.values() for tp in revoked):
+            async with rt._lock:  # the next owner of a scope or customer reads where its detector stands
                 snapshots = rt.snapshot_detectors(buffered=True)
         if self.notify_tp in revoked and rt.notifying:
             await self._pause()  # flushes the state records

@@ -1,4 +1,4 @@
-"""Drop-detector state moves with its by-scope partition on a rebalance (handover.py), on the real
+"""Detector state moves with its partition on a rebalance (handover.py), on the real
 broker's state topic: the group's rebalance is played by calling the handover's Faust signal
 handlers with the partitions a rebalance would revoke and assign. The worker that loses a scope
 writes its learned state; the worker that gains the scope's partition takes exactly the scopes
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import timedelta
 from typing import Any
 
 from faust.types import TP
@@ -22,7 +23,16 @@ from services.alerts.state.log import StateTopicReader, latest
 from services.alerts.state.records import StateRecord
 from services.common.partitioner import partition_for
 from tests.alerts.test_detector_restart import Worker, start
-from tests.alerts.test_flows import DROP_RULES, DROPPED, IN_CONTROL, nps_stream, rules_yaml
+from tests.alerts.test_flows import (
+    CHURN_RULES,
+    DROP_RULES,
+    DROPPED,
+    IN_CONTROL,
+    T0,
+    nps_stream,
+    rules_yaml,
+    scored,
+)
 from tests.alerts.test_restart import new_settings
 
 PARTITIONS = 8
@@ -52,7 +62,8 @@ def reference(learn: list[ScoredEvent], dropped: list[ScoredEvent]) -> int:
     return next(i for i, e in enumerate(dropped, 1) if ev.on_scope(e, UNIT, e.event.occurred_at))
 
 
-async def joined(settings: AlertsSettings, topics: InternalTopics, assigned: set[TP]) -> tuple[Worker, Handover]:
+async def joined(settings: AlertsSettings, topics: InternalTopics, assigned: set[TP],
+                 rules_text: str = DROP_RULES) -> tuple[Worker, Handover]:
     """A worker of the group; here its first assignment arrives before the start-up restore."""
     handovers = []
 
@@ -61,7 +72,7 @@ async def joined(settings: AlertsSettings, topics: InternalTopics, assigned: set
                                   lambda: replay(settings)))
         await handovers[0].on_assigned(assigned)
 
-    return await start(settings, join), handovers[0]
+    return await start(settings, join, rules_text), handovers[0]
 
 
 def test_a_scope_takes_its_learned_baseline_to_the_worker_that_gains_its_partition(kafka) -> None:  # type: ignore[no-untyped-def]
@@ -97,6 +108,38 @@ def test_a_scope_takes_its_learned_baseline_to_the_worker_that_gains_its_partiti
                 break
         else:
             raise AssertionError("the drop was not detected after the handover")
+        await first.stop()
+        await second.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_customers_churn_history_goes_to_the_worker_that_gains_its_partition(kafka) -> None:  # type: ignore[no-untyped-def]
+    """Two negative experiences on the first worker, the third after the customer's by-customer
+    partition moved: "repeated negative experiences" fires on the second worker."""
+    settings = new_settings(kafka)
+    topics = InternalTopics.of(f"group-{settings.cases_topic}")
+    every = {TP(topics.by_customer, p) for p in range(PARTITIONS)}
+    moved = TP(topics.by_customer, partition_for(b"c-9", PARTITIONS))
+    experiences = [scored(1, T0, nps=4, customer="c-9", touchpoint="web"),
+                   scored(2, T0 + timedelta(days=3), csat=1, customer="c-9", touchpoint="call_centre"),
+                   scored(3, T0 + timedelta(days=9), customer="c-9", touchpoint="store", complaint=True)]
+    encoded = [e.model_dump_json().encode() for e in experiences]
+
+    async def scenario() -> Any:
+        first, first_h = await joined(settings, topics, every, CHURN_RULES)
+        await first.runtime.handle_customers(encoded[:2])
+        assert first.runtime.evaluator.firing() == []
+        await first_h.on_revoked(every)  # eager rebalance: everything revoked, histories written
+        await first_h.on_assigned(every - {moved})
+        assert first.runtime.evaluator.stats()["customers"] == 0  # c-9 went with its partition
+
+        second, second_h = await joined(settings, topics, set(), CHURN_RULES)
+        await second_h.on_assigned({moved})
+        await asyncio.wait_for(second.runtime.detectors_ready.wait(), 30)
+        await second.runtime.handle_customers(encoded[2:])
+        [alert] = second.runtime.evaluator.firing()
+        assert alert.labels["signal"] == "repeated" and alert.evidence.example_event_ids == ["e-1", "e-2", "e-3"]
         await first.stop()
         await second.stop()
 

@@ -59,7 +59,7 @@ class Worker:
         await self.producer.stop()
 
 
-async def start(settings: AlertsSettings, join: Join | None = None) -> Worker:
+async def start(settings: AlertsSettings, join: Join | None = None, rules_text: str = DROP_RULES) -> Worker:
     """What AlertsService.on_start does for detector state: replay the state topic, restore
     (after `join`, which plays the group's first assignment)."""
     producer = AIOKafkaProducer(**aiokafka_config(settings.kafka), enable_idempotence=False)
@@ -70,7 +70,7 @@ async def start(settings: AlertsSettings, join: Join | None = None) -> Worker:
             return await producer.send(topic, value, key=key)  # the acknowledgement
         return send
 
-    rules = rules_yaml(DROP_RULES)
+    rules = rules_yaml(rules_text)
     runtime = AlertsRuntime(settings, evaluator=AlertEvaluator(rules), notifier=Notifier(rules.routing),
                             outbox=Outbox({}), metrics=AlertsMetrics(CollectorRegistry()),
                             publish_alert=publisher(settings.topics.alerts),
