@@ -44,6 +44,7 @@ from services.common.delivery import Output, deliver
 
 log = logging.getLogger("ksp.alerts")
 
+
 class NotTheNotifier(Exception):
     """A request only the notifying worker can serve (it owns the deliveries)."""
 
