@@ -29,8 +29,7 @@ from faust.types import TP
 from schemas.alert import Alert, AlertKind
 from services.alerts.repartition import InternalTopics, level_key
 from services.alerts.rules.models import SCOPE_LABELS
-from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot, SurgeSnapshot
-from services.alerts.state.durable import firing_alerts, take_over
+from services.alerts.state.durable import firing_alerts, restore_detectors, take_over
 from services.alerts.state.records import StateRecord
 from services.common.partitioner import partition_for
 
@@ -72,8 +71,9 @@ class Handover:
         runtime.holds_customer = lambda customer_id: self.holds("customer", customer_id.encode())
 
     # -- which keys are here ------------------------------------------------------------
-    def holds(self, route: str, key: bytes) -> bool:
-        return partition_for(key, self.partitions[route]) in self.owned[route]
+    def holds(self, route: str, key: bytes, among: set[int] | None = None) -> bool:
+        """Whether `key`'s partition of `route` is owned here (or is one of `among`)."""
+        return partition_for(key, self.partitions[route]) in (self.owned[route] if among is None else among)
 
     def detects(self, alert: Alert) -> bool:
         route = alert_route(alert, self.runtime.evaluator.scope_levels())
@@ -159,9 +159,7 @@ class Handover:
         self._gaining = {route: (self._gaining[route] | gained[route]) & now[route] for route in now}
         async with rt._lock:
             if lost:
-                evicted = rt.evaluator.evict(
-                    lambda names, key: self.holds("scope", level_key(names, key)),
-                    lambda cid: self.holds("customer", cid.encode()))
+                evicted = rt.evaluator.evict(rt.holds_scope, rt.holds_customer)
                 log.info("rebalance: state of %d scopes/customers left with their partitions", evicted)
             if not any(self._gaining.values()):
                 return
@@ -182,13 +180,9 @@ class Handover:
             records = []
         async with rt._lock:
             scopes, customers = self._gaining["scope"], self._gaining["customer"]
-            restored = rt.evaluator.restore_snapshots(
-                [r for r in records if isinstance(r, DropSnapshot | SurgeSnapshot)],
-                lambda names, key: partition_for(level_key(names, key), self.partitions["scope"]) in scopes,
-                rt.clock())
-            histories = rt.evaluator.restore_churn(
-                [r for r in records if isinstance(r, ChurnSnapshot)],
-                lambda cid: partition_for(cid.encode(), self.partitions["customer"]) in customers)
+            restored, histories = restore_detectors(
+                rt.evaluator, records, lambda names, key: self.holds("scope", level_key(names, key), scopes),
+                lambda cid: self.holds("customer", cid.encode(), customers), rt.clock())
             rt.metrics.detector_restores.inc(restored + histories)
             log.info("rebalance: learned state of %d scopes and churn histories of %d customers taken over "
                      "with their partitions", restored, histories)
@@ -207,4 +201,4 @@ class Handover:
 
     def _gained(self, alert: Alert, gained: dict[str, set[int]]) -> bool:
         route = alert_route(alert, self.runtime.evaluator.scope_levels())
-        return route is not None and partition_for(route[1], self.partitions[route[0]]) in gained[route[0]]
+        return route is not None and self.holds(*route, gained[route[0]])

@@ -130,6 +130,19 @@ def case_alerts(cases: CaseStore) -> list[Alert]:
     return out
 
 
+def restore_detectors(evaluator: Any, records: Iterable[StateRecord],
+                      keep_scope: Callable[[tuple[str, ...], tuple[str, ...]], bool],
+                      keep_customer: Callable[[str], bool], now: datetime) -> tuple[int, int]:
+    """Learned detector state from the state records: drop baselines and surge windows of the
+    scopes `keep_scope` accepts, churn histories of the customers `keep_customer` accepts;
+    returns how many scopes and customers got theirs back."""
+    records = list(records)
+    scopes = evaluator.restore_snapshots(
+        [r for r in records if isinstance(r, DropSnapshot | SurgeSnapshot)], keep_scope, now)
+    customers = evaluator.restore_churn([r for r in records if isinstance(r, ChurnSnapshot)], keep_customer)
+    return scopes, customers
+
+
 def take_over(runtime: Any, records: Iterable[StateRecord]) -> TakenOver:
     """The notifier's part of the state (groups, pending and parked deliveries), whoever wrote
     it: called when this worker becomes the notifier (at start alone, or on assignment of the
@@ -151,10 +164,8 @@ def restore(runtime: Any, records: Iterable[StateRecord], now: datetime) -> Rest
     for silence in silences:
         runtime.notifier.add_silence(silence)
     # learned detector state first: a firing alert taken over then counts its quiet period on it
-    detectors = runtime.evaluator.restore_snapshots(
-        [r for r in records if isinstance(r, DropSnapshot | SurgeSnapshot)], runtime.holds_scope, now)
-    histories = runtime.evaluator.restore_churn(
-        [r for r in records if isinstance(r, ChurnSnapshot)], runtime.holds_customer)
+    detectors, histories = restore_detectors(runtime.evaluator, records, runtime.holds_scope,
+                                             runtime.holds_customer, now)
     firing = runtime.evaluator.restore_firing(firing_alerts(runtime.cases, runtime.detects), now)
     taken = take_over(runtime, records) if runtime.notifying else TakenOver(0, 0, 0)
     return Restored(silences=len(silences), groups=taken.groups, firing=firing,
