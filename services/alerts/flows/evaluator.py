@@ -150,8 +150,8 @@ class AlertEvaluator:
         return snapshots.restore_churn(self._churn, records, keep_customer)
 
     def forgotten_snapshots(self) -> list[str]:
-        """Keys of drop-detector records to tombstone since the last call: scopes evicted as
-        idle, and records found stale at a restore."""
+        """Keys of detector records (drop, surge, churn) to tombstone since the last call:
+        scopes and customers evicted as idle, and records found stale at a restore."""
         keys = list(self._book.forgotten)
         self._book.forgotten.clear()
         return keys

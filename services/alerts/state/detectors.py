@@ -86,14 +86,9 @@ class DropSnapshot(BaseModel):
     def key(self) -> str:
         return detector_key(self.rule, tuple(self.level), tuple(self.values))
 
-    def compatible(self) -> bool:
-        return _major(self.detector_version) == _major(DETECTOR_VERSION)
-
     def drop_state(self) -> drop.DropState | None:
         """The detector state, or None (logged) when written by an incompatible version."""
-        if not self.compatible():
-            log.warning("detector state %s ignored: written by %s, this is %s (learned again)",
-                        self.key(), self.detector_version, DETECTOR_VERSION)
+        if not _readable("detector state", self.key(), self.detector_version):
             return None
         try:
             return DropStateModel.model_validate(self.state).state()
@@ -120,6 +115,15 @@ def same_config(record: DropSnapshot, config: drop.DropConfig) -> bool:
     return record.config == dataclasses.asdict(config)
 
 
+def _readable(what: str, key: str, version: str) -> bool:
+    """Whether a record written by detectors `version` can be read here (same major version);
+    logs why not: another major version may have another layout, so that state is learned again."""
+    if _major(version) == _major(DETECTOR_VERSION):
+        return True
+    log.warning("%s %s ignored: written by %s, this is %s (learned again)", what, key, version, DETECTOR_VERSION)
+    return False
+
+
 def _major(version: str) -> str:
     return version.rsplit("-", 1)[-1].split(".", 1)[0]
 
@@ -144,9 +148,7 @@ class ChurnSnapshot(BaseModel):
 
     def churn_state(self) -> churn.ChurnState | None:
         """The detector state, or None (logged) when written by an incompatible version."""
-        if _major(self.detector_version) != _major(DETECTOR_VERSION):
-            log.warning("churn history %s ignored: written by %s, this is %s", self.key(),
-                        self.detector_version, DETECTOR_VERSION)
+        if not _readable("churn history", self.key(), self.detector_version):
             return None
         return churn.ChurnState(self.customer_id, list(self.negatives), list(self.seen_ids),
                                 dict(self.last_fired))
@@ -192,9 +194,7 @@ class SurgeSnapshot(BaseModel):
 
     def surge_state(self) -> surge.SurgeState | None:
         """The detector state, or None (logged) when written by an incompatible version."""
-        if _major(self.detector_version) != _major(DETECTOR_VERSION):
-            log.warning("surge windows %s ignored: written by %s, this is %s", self.key(),
-                        self.detector_version, DETECTOR_VERSION)
+        if not _readable("surge windows", self.key(), self.detector_version):
             return None
         return surge.SurgeState(current=_window(self.current), examples={k: list(v) for k, v in self.examples.items()},
                                 history=[w for w in map(_window, self.history) if w is not None])
