@@ -184,23 +184,23 @@ class AlertsService(Service):
         await self.client.aclose()
 
 
-def ensure_output_topics(settings: AlertsSettings) -> InternalTopics:
+def ensure_output_topics(settings: AlertsSettings) -> tuple[InternalTopics, list[str]]:
     """Every topic the worker writes exists before it starts (Tansu never acknowledges records
-    for unknown topics, and the producer tracks them all from the start: `track_topics`).
-    by-scope/by-customer get the scored topic's partition count, so detection spreads as far
-    as the input does; notify has one partition: one notifying worker."""
+    for unknown topics, and the producer tracks them all from the start: `track_topics`);
+    returns the repartition topics and the names of all. by-scope/by-customer get the scored
+    topic's partition count, so detection spreads as far as the input does; notify has one
+    partition: one notifying worker."""
     topics = InternalTopics.of(settings.consumer_group)
     partitions = settings.repartition_partitions or partition_count(settings.kafka, settings.topics.scored)
-    ensure_topics(settings.kafka, [topics.by_scope, topics.by_customer], partitions=partitions)
-    ensure_topics(settings.kafka, [topics.notify], partitions=1)
-    ensure_topics(settings.kafka, [settings.cases_topic, settings.topics.alerts])
-    ensure_topics(settings.kafka, [settings.state_topic_name()], configs={"cleanup.policy": "compact"})
-    return topics
-
-
-def output_topics(settings: AlertsSettings, topics: InternalTopics) -> list[str]:
-    return [topics.by_scope, topics.by_customer, topics.notify, settings.cases_topic, settings.topics.alerts,
-            settings.state_topic_name()]
+    kinds: list[tuple[list[str], int | None, dict[str, str] | None]] = [
+        ([topics.by_scope, topics.by_customer], partitions, None),
+        ([topics.notify], 1, None),
+        ([settings.cases_topic, settings.topics.alerts], None, None),
+        ([settings.state_topic_name()], None, {"cleanup.policy": "compact"}),
+    ]
+    for names, count, configs in kinds:
+        ensure_topics(settings.kafka, names, count, configs)
+    return topics, [name for names, _, _ in kinds for name in names]
 
 
 async def replay_state(settings: AlertsSettings) -> list[StateRecord]:
@@ -252,8 +252,8 @@ def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = Non
     history = (HistoryWriter(lambda: connect(settings.clickhouse), settings.clickhouse.database)
                if settings.clickhouse_history else None)
     state_topic = app.topic(settings.state_topic_name(), key_serializer="raw", value_serializer="raw")
-    topics = ensure_output_topics(settings)
-    track_output_topics(app, output_topics(settings, topics))
+    topics, written = ensure_output_topics(settings)
+    track_output_topics(app, written)
     notify_topic = app.topic(topics.notify, key_serializer="raw", value_serializer="raw")
     runtime = AlertsRuntime(settings, evaluator=evaluator, notifier=notifier, outbox=outbox, metrics=metrics,
                             publish_alert=alerts_topic.send, publish_case=cases_topic.send, history=history,
