@@ -348,14 +348,16 @@ _RECOUNT = {
     "negative_comments": "countIf(sentiment_label = 'negative')",
     "churn_intent": "countIf(churn_intent)",
     "complaints": "countIf(complaint)",
-    **{f"{m}_sum": f"sumIf(toFloat64({m}), {m} IS NOT NULL)" for m in ("csat", "ces", "sqi", "sentiment")},
-    **{f"{m}_sumsq": f"sumIf(toFloat64({m}) * toFloat64({m}), {m} IS NOT NULL)"
+    # sumIf over a Nullable column is NULL for a group without answers; the view stores 0 there.
+    **{f"{m}_sum": f"ifNull(sumIf(toFloat64({m}), {m} IS NOT NULL), 0)" for m in ("csat", "ces", "sqi", "sentiment")},
+    **{f"{m}_sumsq": f"ifNull(sumIf(toFloat64({m}) * toFloat64({m}), {m} IS NOT NULL), 0)"
        for m in ("csat", "ces", "sqi", "sentiment")},
 }
 
 
-def _query(clickhouse_url: str, sql: str, **parameters: Any) -> list[tuple[Any, ...]]:
-    client = connect(ClickHouseSettings(url=clickhouse_url))
+def _query(clickhouse_url: str, sql: str, *, database: str = "kundensprechen",
+           **parameters: Any) -> list[tuple[Any, ...]]:
+    client = connect(ClickHouseSettings(url=clickhouse_url, database=database))
     try:
         return list(client.query(sql, parameters=parameters).result_rows)
     finally:
@@ -387,20 +389,20 @@ def check_storage(clickhouse_url: str, unit: str, acked: set[str]) -> list[str]:
     return violations
 
 
-def check_aggregates(clickhouse_url: str, unit: str) -> list[str]:
+def check_aggregates(clickhouse_url: str, unit: str, database: str = "kundensprechen") -> list[str]:
     """`quality_minute` (summed) equals a recount of the deduplicated raw rows (FINAL)."""
     keys = "minute, touchpoint, segment, internal"
     stored = _query(
         clickhouse_url,
         f"SELECT {keys}, " + ", ".join(f"sum({c})" for c in AGG_INT + AGG_FLOAT)
-        + " FROM kundensprechen.quality_minute WHERE unit = {unit:String} GROUP BY " + keys,
-        unit=unit)
+        + f" FROM {database}.quality_minute WHERE unit = {{unit:String}} GROUP BY " + keys,
+        database=database, unit=unit)
     recount = _query(
         clickhouse_url,
         "SELECT toStartOfMinute(occurred_at) AS minute, touchpoint, segment, internal, "
         + ", ".join(_RECOUNT[c] for c in AGG_INT + AGG_FLOAT)
-        + " FROM kundensprechen.feedback_events FINAL WHERE unit = {unit:String} GROUP BY " + keys,
-        unit=unit)
+        + f" FROM {database}.feedback_events FINAL WHERE unit = {{unit:String}} GROUP BY " + keys,
+        database=database, unit=unit)
     a = {tuple(r[:4]): r[4:] for r in stored}
     b = {tuple(r[:4]): r[4:] for r in recount}
     violations = []
