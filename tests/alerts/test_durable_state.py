@@ -20,10 +20,16 @@ from services.alerts.flows import AlertEvaluator
 from services.alerts.notify import Notifier
 from services.alerts.notify.escalation import escalation_notification
 from services.alerts.rules import RulesError, load_rules, parse
-from services.alerts.state.durable import apply_remote
+from services.alerts.state.durable import StateWriter, apply_remote
 from services.alerts.state.log import latest
 from services.alerts.state.parked import ParkedView
-from services.alerts.state.records import DeliveryRecord, SilenceRecord, decode, encode
+from services.alerts.state.records import (
+    DeliveryRecord,
+    DigestRecord,
+    SilenceRecord,
+    decode,
+    encode,
+)
 from tests.alerts.test_api import scored_event
 from tests.alerts.test_notify import T0, H, M, S, make, resolve, routing
 
@@ -115,6 +121,33 @@ def test_delivery_records_round_trip_with_their_notification() -> None:
     restored = back.delivery()
     assert restored.to_json() == delivery.to_json()
     assert restored.notification == notification
+
+
+def test_a_handled_digest_is_written_as_a_record_and_restores_the_next_digest_time() -> None:
+    rules = routing("""\
+        digests:
+          - {name: daily, receiver: webhook-ops, at: "08:00", timezone: UTC, match: {}}
+        """)
+    puts: list[tuple[str, bytes | None]] = []
+    writer = StateWriter(SimpleNamespace(put=lambda key, record: puts.append((key, encode(record)))),  # type: ignore[arg-type]
+                         "alerts-1")
+    first = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)  # the first digest after T0
+    before = Notifier(rules)
+    before.due(T0)
+    before.receive(make(), T0)
+    assert [x.group_key for x in before.due(first) if x.digest] == ["digest/daily:2026-03-03"]
+    writer.notifier(before)
+
+    [(key, value)] = [(k, v) for k, v in puts if k.startswith("digest/")]
+    record = decode(value)
+    assert key == "digest/daily" and isinstance(record, DigestRecord)
+    assert record.handled == first
+    after = Notifier(rules)
+    after.restore_digests({record.name: record.handled})
+    after.receive(make(), first + H)
+    next_day = first + 24 * H
+    assert [x for x in after.due(next_day - M) if x.digest] == []
+    assert [x.group_key for x in after.due(next_day) if x.digest] == ["digest/daily:2026-03-04"]
 
 
 @given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.booleans()), max_size=30))

@@ -385,6 +385,36 @@ class TestDigests:
         assert [(a.labels["customer_id"], a.status) for a in digest.alerts] == [
             ("c-1", AlertStatus.firing), ("c-2", AlertStatus.resolved)]
 
+    def test_a_digest_that_fell_due_while_no_notifier_ran_is_sent_late_once(self) -> None:
+        """The digest time last handled is reported; a new notifier given it sends the digest
+        that came due while nobody notified (at its first look), once; without it the digest
+        would be skipped and the next one is a day away."""
+        start = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # 07:00 in Berlin, the digest is at 07:00 UTC
+        before = Notifier(routing(self.DIGEST))
+        before.due(start)
+        c1 = make("churn-risk", kind=AlertKind.churn_risk, customer="c-1", at=start)
+        before.receive(c1, start)
+        [sent] = [x for _, x in drain(before, start, start + 2 * H, step=M) if x.digest]
+        marks = before.take_digest_marks()
+        assert marks == {"cx-daily": datetime(2026, 3, 2, 7, 0, tzinfo=UTC)}
+        assert before.take_digest_marks() == {}  # reported once
+
+        restart = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)  # down from 08:00 yesterday: today's 07:00 passed
+        after, forgetful = Notifier(routing(self.DIGEST)), Notifier(routing(self.DIGEST))
+        for n in (after, forgetful):
+            n.remember_history([c1], restart)
+        assert after.restore_digests(marks) == 1
+
+        [late] = [x for x in after.due(restart) if x.digest]
+        assert late.group_key == "digest/cx-daily:2026-03-03" and late.alerts == (c1,)
+        assert late.idempotency_key != sent.idempotency_key
+        assert [x for x in after.due(restart + M) if x.digest] == []
+        assert [x for _, x in drain(forgetful, restart, restart + 12 * H, step=M) if x.digest] == []
+
+    def test_digest_marks_of_digests_no_longer_configured_are_ignored(self) -> None:
+        n = Notifier(routing(self.DIGEST))
+        assert n.restore_digests({"gone": datetime(2026, 3, 2, 7, 0, tzinfo=UTC)}) == 0
+
     def test_digest_follows_daylight_saving_time(self) -> None:
         n = Notifier(routing(self.DIGEST))
         before = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)  # DST starts on 29 March in Berlin

@@ -38,7 +38,9 @@ Semantics (Prometheus Alertmanager's, made explicit):
 * **Digests.** ``routing.digests`` send, at a time of day in a time zone, one notification to
   the receiver with every matching alert that was firing at some time during the past day
   (including silenced and inhibited ones: a digest is the day's record). Nothing is sent for a
-  day without alerts.
+  day without alerts. The last digest time handled is reported (``take_digest_marks``) and
+  given back after a restart or a hand-over (``restore_digests``): a digest that fell due while
+  no notifier ran is sent late, once, instead of being skipped.
 * **Idempotency.** ``Notification.idempotency_key`` is a hash of the receiver, the group key,
   the group's episode (when it was opened) and the notification's sequence number within it:
   a delivery retried with the same notification carries the same key and can be dropped by the
@@ -151,6 +153,7 @@ class Notifier:
         self._silences: dict[str, Silence] = {}
         self._history: dict[str, Alert] = {}  # alert_id -> latest state, for digests
         self._digest_next: dict[str, datetime] = {}
+        self._digest_marks: dict[str, datetime] = {}  # digest name -> time handled, since take_digest_marks
         self._forgot_at: datetime | None = None
         self._changed: set[str] = set()  # group keys changed since take_changes (to persist)
         self._expired: list[str] = []  # silences expired since take_changes
@@ -381,6 +384,7 @@ class Notifier:
             if now < nxt:
                 continue
             self._digest_next[digest.name] = _digest_next(digest, now)
+            self._digest_marks[digest.name] = nxt
             since = nxt - timedelta(days=1)
             alerts = [a for a in self._history.values()
                       if matches(digest.match, a.labels) and a.starts_at <= nxt
@@ -426,6 +430,23 @@ class Notifier:
         self._changed.clear()
         return groups, expired
 
+    def take_digest_marks(self) -> dict[str, datetime]:
+        """Digest name -> the digest time last handled (sent, or nothing to send), since the
+        last call, for the caller to persist."""
+        marks, self._digest_marks = self._digest_marks, {}
+        return marks
+
+    def restore_digests(self, marks: Mapping[str, datetime]) -> int:
+        """Digest times handled before a restart or hand-over: each digest's next time follows
+        its mark (a time already past is due at the next `due`). Returns how many were taken."""
+        taken = 0
+        for digest in self._routing.digests:
+            mark = marks.get(digest.name)
+            if mark is not None:
+                self._digest_next[digest.name] = _digest_next(digest, mark)
+                taken += 1
+        return taken
+
     def restore(self, groups: Iterable[GroupSnapshot]) -> list[str]:
         """Groups persisted before a restart, on the current routing. A group whose route is
         gone (or now goes elsewhere) is dropped, as a reload would; returns the keys kept."""
@@ -464,6 +485,7 @@ class Notifier:
         self._alerts.clear()
         self._history.clear()
         self._digest_next.clear()
+        self._digest_marks.clear()
         self._changed.clear()
 
     def _remember(self, alert: Alert) -> None:

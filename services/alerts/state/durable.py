@@ -17,7 +17,8 @@ Restored at start (see docs/reliability.md, "Alerts state across restarts"):
   each receiver was told: firing alerts, sequence, last send), so a resolution is notified
   once and a firing alert is not notified again as new; and the deliveries: parked ones are
   listed and replayable, pending ones resume with the same idempotency key (delivered ones
-  are tombstoned and never re-sent).
+  are tombstoned and never re-sent); and the digests' marks (the digest time each last
+  handled), so a digest that fell due while no worker notified is sent late instead of skipped.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ from services.alerts.state.detectors import ChurnSnapshot, DropSnapshot, SurgeSn
 from services.alerts.state.log import StateLog
 from services.alerts.state.records import (
     DeliveryRecord,
+    DigestRecord,
     GroupRecord,
     SilenceRecord,
     StateRecord,
     delivery_key,
+    digest_key,
     group_key,
     silence_key,
 )
@@ -78,8 +81,10 @@ class StateWriter:
                 self.log.put(key, None)
 
     def notifier(self, notifier: Any) -> None:
-        """The groups that changed and the silences that expired since the last call."""
+        """The groups that changed, the silences that expired and the digests handled since the
+        last call."""
         groups, expired = notifier.take_changes()
+        digests = notifier.take_digest_marks()
         if self.log is None:
             return
         for key, snapshot in groups.items():
@@ -87,6 +92,8 @@ class StateWriter:
             self.log.put(group_key(key), record)
         for silence_id in expired:
             self.log.put(silence_key(silence_id), None)
+        for name, handled in digests.items():
+            self.log.put(digest_key(name), DigestRecord(name=name, handled=handled))
 
     async def flush(self, timeout: float) -> bool:
         return True if self.log is None else await self.log.flush(timeout)
@@ -149,6 +156,7 @@ def take_over(runtime: Any, records: Iterable[StateRecord]) -> TakenOver:
     notify partition). Needs a running loop (pending deliveries resume)."""
     records = list(records)
     groups = runtime.notifier.restore([r.group for r in records if isinstance(r, GroupRecord)])
+    runtime.notifier.restore_digests({r.name: r.handled for r in records if isinstance(r, DigestRecord)})
     runtime.notifier.remember_history(case_alerts(runtime.cases), runtime.clock())
     deliveries = [r.delivery() for r in records if isinstance(r, DeliveryRecord)]
     resumed = runtime.outbox.restore(deliveries)

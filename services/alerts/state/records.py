@@ -8,13 +8,15 @@ The state topic is compacted and keyed: the latest record of a key is the state,
 * ``silence/<silence_id>``: a silence (tombstone when deleted or expired), shared by all workers;
 * ``group/<group_key>``: a notification group (what its receiver was told: firing alerts,
   sequence, last send), tombstone when the group ends;
+* ``digest/<name>``: the digest time a digest was last handled at (sent, or nothing to send),
+  so the next notifier knows which digest is due next;
 * ``detector/drop/<rule>/<scope key>``: a drop detector's learned state for one scope
   (detectors.py), written by the scope's owner periodically and when it stops or loses it;
 * ``detector/surge/<rule>/<scope key>``: a scope's theme-surge windows (detectors.py), likewise;
 * ``detector/churn/<rule>/<customer id>``: a customer's churn history under a churn rule
   (detectors.py), written likewise by the owner of the customer's partition.
 
-Deliveries and groups belong to no worker: they are the notifier's, and the notifier is
+Deliveries, groups and digest marks belong to no worker: they are the notifier's, and the notifier is
 whichever worker owns the notify topic's one partition (handover.py); a worker that takes the
 partition over loads them all.
 """
@@ -101,8 +103,14 @@ class GroupRecord(BaseModel):
     group: GroupSnapshot
 
 
-StateRecord = Annotated[DeliveryRecord | SilenceRecord | GroupRecord | DropSnapshot | ChurnSnapshot | SurgeSnapshot,
-                        Field(discriminator="kind")]
+class DigestRecord(BaseModel):
+    kind: Literal["digest"] = "digest"
+    name: str
+    handled: datetime = Field(description="The digest time last handled (sent, or nothing to send).")
+
+
+StateRecord = Annotated[DeliveryRecord | SilenceRecord | GroupRecord | DigestRecord | DropSnapshot | ChurnSnapshot
+                        | SurgeSnapshot, Field(discriminator="kind")]
 _RECORD: TypeAdapter[StateRecord] = TypeAdapter(StateRecord)
 
 
@@ -116,6 +124,10 @@ def silence_key(silence_id: str) -> str:
 
 def group_key(key: str) -> str:
     return f"group/{key}"
+
+
+def digest_key(name: str) -> str:
+    return f"digest/{name}"
 
 
 def encode(record: BaseModel | None) -> bytes | None:
