@@ -113,7 +113,9 @@ class AlertsService(Service):
         await self.reader.start(s.rebuild_timeout_s)
         events = await self.reader.replay(s.rebuild_timeout_s)
         applied = self.runtime.cases.rebuild(events)
-        log.info("cases rebuilt from %s: %d events, %d cases", s.cases_topic, applied, len(self.runtime.cases.cases))
+        forgotten = self.runtime.forget_cases(self.runtime.clock())
+        log.info("cases rebuilt from %s: %d events, %d cases (%d over and older than the retention not kept)",
+                 s.cases_topic, applied, len(self.runtime.cases.cases), forgotten)
         await self._restore_state()
         self.runtime.started.set()
 
@@ -184,20 +186,30 @@ class AlertsService(Service):
         await self.client.aclose()
 
 
+TopicKind = tuple[list[str], int | None, dict[str, str] | None]  # names, partitions, topic configs
+
+
+def output_topic_kinds(settings: AlertsSettings, topics: InternalTopics, partitions: int | None) -> list[TopicKind]:
+    """Every topic the worker writes, with how it is created: by-scope/by-customer get
+    `partitions` (the scored topic's count), so detection spreads as far as the input does;
+    notify has one partition: one notifying worker; the cases topic never expires (the cases
+    are rebuilt from it); the state topic is compacted (the latest record per key is the state)."""
+    return [
+        ([topics.by_scope, topics.by_customer], partitions, None),
+        ([topics.notify], 1, None),
+        ([settings.cases_topic], None, {"retention.ms": "-1"}),
+        ([settings.topics.alerts], None, None),
+        ([settings.state_topic_name()], None, {"cleanup.policy": "compact"}),
+    ]
+
+
 def ensure_output_topics(settings: AlertsSettings) -> tuple[InternalTopics, list[str]]:
     """Every topic the worker writes exists before it starts (Tansu never acknowledges records
     for unknown topics, and the producer tracks them all from the start: `track_topics`);
-    returns the repartition topics and the names of all. by-scope/by-customer get the scored
-    topic's partition count, so detection spreads as far as the input does; notify has one
-    partition: one notifying worker."""
+    returns the repartition topics and the names of all."""
     topics = InternalTopics.of(settings.consumer_group)
     partitions = settings.repartition_partitions or partition_count(settings.kafka, settings.topics.scored)
-    kinds: list[tuple[list[str], int | None, dict[str, str] | None]] = [
-        ([topics.by_scope, topics.by_customer], partitions, None),
-        ([topics.notify], 1, None),
-        ([settings.cases_topic, settings.topics.alerts], None, None),
-        ([settings.state_topic_name()], None, {"cleanup.policy": "compact"}),
-    ]
+    kinds = output_topic_kinds(settings, topics, partitions)
     for names, count, configs in kinds:
         ensure_topics(settings.kafka, names, count, configs)
     return topics, [name for names, _, _ in kinds for name in names]

@@ -39,6 +39,9 @@ class AlertsMetrics:
         self.case_events = Counter("ksp_alerts_case_events_total", "Case events recorded, by action",
                                    ["action"], registry=registry)
         self.cases = Gauge("ksp_alerts_cases", "Cases by state", ["state"], registry=registry)
+        self.cases_forgotten = Counter("ksp_alerts_cases_forgotten_total", "Cases over (resolved, "
+                                       "condition cleared) longer than the case retention, dropped from "
+                                       "memory (still on the cases topic and in ClickHouse)", registry=registry)
         self.escalations = Counter("ksp_alerts_escalations_total", "Cases escalated (SLA ran out), "
                                    "by severity", ["severity"], registry=registry)
         self.rules_reloads = Counter("ksp_alerts_rules_reloads_total", "Rules hot reloads applied",

@@ -56,6 +56,7 @@ class NotTheNotifier(Exception):
 
 Publish = Callable[..., Awaitable[Any]]  # send(key=, value=) -> the broker's acknowledgement
 ACK_WARN_S = 30.0
+CASE_SWEEP_INTERVAL_S = 600.0  # cases are kept for days: a sweep every 10 minutes is plenty
 
 
 def utcnow() -> datetime:
@@ -150,6 +151,7 @@ class AlertsRuntime:
         self._outputs: list[Output] = []  # this step's records, acknowledged before it ends
         self._rules_checked = 0.0
         self._snapshot_at = 0.0  # loop time of the last periodic detector snapshot
+        self._forgot_cases_at = 0.0  # loop time of the last sweep of cases that are over
         outbox.on_result = self._on_delivery
         # deliveries, silences and notification groups survive a restart (state/durable.py)
         self.state = StateWriter(state_log, settings.worker_id)
@@ -268,6 +270,7 @@ class AlertsRuntime:
                 await self._on_alerts(alerts, now)
             self._dispatch(now)
             self._snapshot_if_due()
+            self._forget_cases_if_due(now)
             if self.notifying:  # one worker escalates: the notifier
                 for event in self.cases.overdue(now):
                     self._escalate(event)
@@ -284,6 +287,19 @@ class AlertsRuntime:
         if interval > 0 and loop_time - self._snapshot_at >= interval:
             self._snapshot_at = loop_time
             self.snapshot_detectors(buffered=False)
+
+    def _forget_cases_if_due(self, now: datetime) -> None:
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._forgot_cases_at >= CASE_SWEEP_INTERVAL_S:
+            self._forgot_cases_at = loop_time
+            self.forget_cases(now)
+
+    def forget_cases(self, now: datetime) -> int:
+        """Drop the cases that are over and older than the retention from memory (each worker
+        decides alike from the same cases, so no coordination is needed)."""
+        forgotten = self.cases.evict_closed(now - timedelta(days=self.settings.case_retention_days))
+        self.metrics.cases_forgotten.inc(len(forgotten))
+        return len(forgotten)
 
     def snapshot_detectors(self, *, buffered: bool) -> int:
         """Queue the changed scopes' drop-detector state for the state topic (hold the lock);

@@ -97,6 +97,12 @@ class AlertsSettings(ServiceSettings):
         "ksp.alerts.cases", description="Kafka topic of case events (event-sourced case lifecycle); "
         "the cases are rebuilt from it at start-up."
     )
+    case_retention_days: float = Field(
+        90.0, gt=0, description="Cases that are over (resolved by a person and their condition cleared) "
+        "and unchanged this long are dropped from memory: the API, the console and the recovery report "
+        "cover the open cases and this recent past; every case stays on the cases topic and in ClickHouse "
+        "(`alert_events`). A later follow-up of a forgotten churn case's customer is not recorded."
+    )
     sla_info_s: float = Field(7 * 86400.0, gt=0, description="SLA of an info case: resolve within (s).")
     sla_warning_s: float = Field(86400.0, gt=0, description="SLA of a warning case: resolve within (s).")
     sla_critical_s: float = Field(4 * 3600.0, gt=0, description="SLA of a critical case: resolve within (s).")

@@ -164,6 +164,66 @@ def test_recovery_counts_for_a_resolved_case_too() -> None:
     assert store.recovery()["by_outcome"] == {"contacted_not_recovered": {"followed_up": 1, "recovered": 1}}
 
 
+def test_cases_that_are_over_are_forgotten_after_the_retention_and_the_rest_is_kept() -> None:
+    """Over: resolved by a human AND the condition cleared. An open case, or a resolved one whose
+    condition still holds (its alert is still firing and is restored from it), is kept however old."""
+    store = CaseStore()
+    for customer in ("over", "open", "still-firing", "recent"):
+        for event in store.on_alert(make_alert(customer, at=T0), T0, SETTINGS.sla_s):
+            store.apply(event)
+    day = timedelta(days=1)
+    for customer in ("over", "recent"):
+        [cleared] = store.on_alert(make_alert(customer, status=AlertStatus.resolved, at=T0), T0 + day, SETTINGS.sla_s)
+        store.apply(cleared)
+    command(store, "a-over", "resolve", T0 + day, outcome="contacted_recovered")
+    command(store, "a-still-firing", "resolve", T0 + day, outcome="false_alarm")
+    command(store, "a-recent", "resolve", T0 + 40 * day, outcome="contacted_recovered")
+
+    assert store.evict_closed(before=T0 + 30 * day) == ["a-over"]
+
+    assert sorted(store.cases) == ["a-open", "a-recent", "a-still-firing"]
+    assert store.latest_for(make_alert("over", at=T0).fingerprint) is None
+    assert store.on_feedback(scored("over", 10, T0 + 31 * day), T0 + 31 * day) == []
+    assert store.recovery()["churn_cases"] == 3
+    assert store.evict_closed(before=T0 + 30 * day) == []  # once
+
+
+def test_the_runtime_forgets_cases_over_for_longer_than_its_retention_and_counts_them() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from services.alerts.delivery.outbox import Outbox
+    from services.alerts.flows import AlertEvaluator
+    from services.alerts.metrics import AlertsMetrics
+    from services.alerts.notify import Notifier
+    from services.alerts.rules import load_rules
+    from services.alerts.service import AlertsRuntime
+
+    store, case_id = opened_store("c-old")
+    [cleared] = store.on_alert(make_alert("c-old", status=AlertStatus.resolved, at=T0), T0, SETTINGS.sla_s)
+    store.apply(cleared)
+    command(store, case_id, "resolve", T0, outcome="other")
+    rules = load_rules(None)
+    registry = CollectorRegistry()
+    runtime = AlertsRuntime(SETTINGS.model_copy(update={"case_retention_days": 30}), evaluator=AlertEvaluator(rules),
+                            notifier=Notifier(rules.routing), outbox=Outbox({}), metrics=AlertsMetrics(registry),
+                            publish_alert=None, publish_case=None, cases=store)  # type: ignore[arg-type]
+
+    assert runtime.forget_cases(T0 + timedelta(days=29)) == 0 and case_id in store.cases
+    assert runtime.forget_cases(T0 + timedelta(days=31)) == 1 and case_id not in store.cases
+    assert registry.get_sample_value("ksp_alerts_cases_forgotten_total") == 1
+
+
+def test_the_cases_topic_is_created_never_to_expire_and_the_state_topic_compacted() -> None:
+    from services.alerts.app import output_topic_kinds
+    from services.alerts.repartition import InternalTopics
+
+    configs = {name: configs for names, _, configs in output_topic_kinds(SETTINGS, InternalTopics.of("g"), 6)
+               for name in names}
+
+    assert configs[SETTINGS.cases_topic] == {"retention.ms": "-1"}
+    assert configs[SETTINGS.state_topic_name()] == {"cleanup.policy": "compact"}
+
+
 # --------------------------------------------------------------------------- real broker and ClickHouse
 
 

@@ -194,6 +194,24 @@ class CaseStore:
         result["by_outcome"] = by_outcome
         return result
 
+    def evict_closed(self, before: datetime) -> list[str]:
+        """Forget cases that are over: resolved, their condition cleared, and unchanged since
+        before `before`. They stay on the cases topic and in ClickHouse (`alert_events`); memory
+        and the API keep the open ones and the recent past. Returns the ids forgotten."""
+        over = [c.case_id for c in self.cases.values()
+                if c.state is CaseState.resolved and c.condition_cleared and c.updated_at < before]
+        for case_id in over:
+            case = self.cases.pop(case_id)
+            if self._by_fingerprint.get(case.alert.fingerprint) == case_id:
+                del self._by_fingerprint[case.alert.fingerprint]
+            customer = case.alert.labels.get("customer_id")
+            ids = self._churn_by_customer.get(customer or "")
+            if ids and case_id in ids:
+                ids.remove(case_id)
+                if not ids:
+                    del self._churn_by_customer[customer or ""]
+        return over
+
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in CaseState}
         for c in self.cases.values():
