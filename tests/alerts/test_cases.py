@@ -164,6 +164,20 @@ def test_recovery_counts_for_a_resolved_case_too() -> None:
     assert store.recovery()["by_outcome"] == {"contacted_not_recovered": {"followed_up": 1, "recovered": 1}}
 
 
+def test_a_change_to_an_older_case_does_not_make_it_the_latest_case_of_its_fingerprint() -> None:
+    store, first = opened_store("c-1")
+    [cleared] = store.on_alert(make_alert("c-1", status=AlertStatus.resolved, at=T0), T0, SETTINGS.sla_s)
+    store.apply(cleared)
+    again = make_alert("c-1", alert_id="a-c-1-again", at=T0 + timedelta(hours=1))
+    for event in store.on_alert(again, T0 + timedelta(hours=1), SETTINGS.sla_s):
+        store.apply(event)
+
+    command(store, first, "comment", T0 + timedelta(hours=2), note="called back, no answer")
+
+    latest = store.latest_for(again.fingerprint)
+    assert latest is not None and latest.case_id == "a-c-1-again"
+
+
 def test_cases_that_are_over_are_forgotten_after_the_retention_and_the_rest_is_kept() -> None:
     """Over: resolved by a human AND the condition cleared. An open case, or a resolved one whose
     condition still holds (its alert is still firing and is restored from it), is kept however old."""

@@ -82,12 +82,19 @@ class CaseStore:
             return None
         case = apply(case, event)
         self.cases[case.case_id] = case
-        self._by_fingerprint[case.alert.fingerprint] = case.case_id
+        self._point_fingerprint(case)
         if case.alert.kind is AlertKind.churn_risk and len(case.history) == 1:
             customer = case.alert.labels.get("customer_id")
             if customer:
                 self._churn_by_customer.setdefault(customer, []).append(case.case_id)
         return case
+
+    def _point_fingerprint(self, case: Case) -> None:
+        """The fingerprint's latest case is the one opened last, not the one changed last (a
+        comment on an old case must not make it the case a new resolution is matched to)."""
+        latest = self.cases.get(self._by_fingerprint.get(case.alert.fingerprint, ""))
+        if latest is None or latest.opened_at <= case.opened_at:
+            self._by_fingerprint[case.alert.fingerprint] = case.case_id
 
     def rebuild(self, events: Iterable[CaseEvent]) -> int:
         """Apply replayed events (in topic order); events that do not fit are skipped."""
