@@ -5,7 +5,7 @@ Modules (small, one concern each):
 - `settings.py`: `IngestSettings` (env `KSP_*`), API keys and adapter mappings.
 - `app.py`: `create_app(settings, registry=None)` -> FastAPI; wiring only.
 - `views.py`: thin routes (`/v1/feedback`, `/v1/webhooks/*`, `/healthz`, `/readyz`, `/metrics`, `/docs`).
-- `fastpath.py`: `POST /v1/feedback` answered by its endpoint straight, past FastAPI's router.
+- `fastpath.py`: `POST /v1/feedback` answered by its endpoint straight, ahead of FastAPI's stack.
 - `parsing.py`: body -> candidate items (JSON, NDJSON, CloudEvents structured/batch/binary).
 - `ingestor.py`: validate -> redact -> scope -> produce -> 202 / problem.
 - `problems.py`: RFC 9457 problem+json.

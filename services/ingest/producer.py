@@ -26,8 +26,8 @@ from pydantic import TypeAdapter
 
 from schemas.feedback import FeedbackEvent
 from services.common.kafka import aiokafka_config
-from services.common.partitioner import partitions_for
-from services.ingest.batcher import PartitionBatcher
+from services.common.partitioner import partition_for, partitions_for
+from services.ingest.batcher import PartitionBatcher, wait_all
 from services.ingest.metrics import IngestMetrics
 from services.ingest.problems import Problem
 from services.ingest.settings import IngestSettings
@@ -155,10 +155,8 @@ class IngestProducer:
         self.metrics.inflight_events.inc(n)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.settings.produce_timeout_s):
-                futures = self._send(producer, events)
-                # asyncio.wait (unlike gather) never cancels the delivery futures themselves.
-                await asyncio.wait(futures)
+            futures = self._send(producer, events)
+            await wait_all(futures, self.settings.produce_timeout_s)
             failed = [f.exception() for f in futures if f.exception() is not None]
             if failed:
                 raise failed[0]  # type: ignore[misc]
@@ -183,6 +181,8 @@ class IngestProducer:
             return [asyncio.ensure_future(producer.send_and_wait(self.topic, v, key=k, timestamp_ms=ts))
                     for k, v in records]
         ids = sorted(known)
+        if len(records) == 1:  # the single-event request, without grouping
+            return self._batcher(producer, ids[partition_for(records[0][0], len(ids))]).add(records, ts)
         futures: list[asyncio.Future[Any]] = []
         for index, group in group_by_partition(records, partitions_for([k for k, _ in records], len(ids))).items():
             futures += self._batcher(producer, ids[index]).add(group, ts)
