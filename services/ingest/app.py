@@ -21,9 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.feedback import FeedbackEvent
 from services.ingest.auth import KeyStore
-from services.ingest.fastpath import FastRoute
+from services.ingest.fastpath import FastPathAPI, FastRoute
 from services.ingest.ingestor import Ingestor
-from services.ingest.metrics import IngestMetrics, child, create_metrics
+from services.ingest.metrics import IngestMetrics, create_metrics, observe_request
 from services.ingest.problems import Problem, openapi_problem_schema
 from services.ingest.producer import IngestProducer
 from services.ingest.ratelimit import RateLimiter
@@ -75,9 +75,8 @@ class RequestMetrics:
             await self.app(scope, receive, send_wrapper)
         finally:
             self.metrics.inflight_requests.dec()
-            route = getattr(scope.get("route"), "path", "unmatched")
-            child(self.metrics.requests, route, scope["method"], str(status)).inc()
-            child(self.metrics.request_seconds, route).observe(time.perf_counter() - started)
+            observe_request(self.metrics, getattr(scope.get("route"), "path", "unmatched"), scope["method"],
+                            status, started)
 
 
 def _instance(request: Request) -> str:
@@ -165,7 +164,7 @@ def create_app(settings: IngestSettings, registry: CollectorRegistry | None = No
             await producer.stop()
             log.info("producer flushed and stopped")
 
-    app = FastAPI(title="Kundensprechen ingest", version="1", description=DESCRIPTION,
+    app = FastPathAPI(title="Kundensprechen ingest", version="1", description=DESCRIPTION,
                   docs_url=None, redoc_url=None, lifespan=lifespan,
                   telemetry={"tracing": settings.opentelemetry, "metrics": settings.opentelemetry,
                              "logs": settings.opentelemetry})
@@ -181,8 +180,7 @@ def create_app(settings: IngestSettings, registry: CollectorRegistry | None = No
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(Exception, _unexpected)
     if not settings.opentelemetry:  # with tracing on, every request takes FastAPI's own path
-        app.add_middleware(FastRoute, route=_route("/v1/feedback"), endpoint=post_feedback,
-                           on_problem=_problem)
+        app.fast_route = FastRoute(_route("/v1/feedback"), post_feedback, _problem, _unexpected, metrics)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -33,8 +34,11 @@ _VALIDATE = _EVENTS.validator.validate_python  # without TypeAdapter's per-call 
 
 def _validate(parsed: Parsed) -> dict[int, FeedbackEvent]:
     """Validate every candidate in one call; on errors, record them per item and keep the rest."""
-    indices = [i for i in range(len(parsed.items)) if i not in parsed.errors]
-    candidates = [parsed.items[i] for i in indices]
+    if parsed.errors:
+        indices: Sequence[int] = [i for i in range(len(parsed.items)) if i not in parsed.errors]
+        candidates = [parsed.items[i] for i in indices]
+    else:
+        indices, candidates = range(len(parsed.items)), parsed.items
     try:
         return dict(zip(indices, _VALIDATE(candidates), strict=True))
     except ValidationError as exc:
@@ -49,6 +53,27 @@ def _validate(parsed: Parsed) -> dict[int, FeedbackEvent]:
         good = [k for k in range(len(indices)) if k not in bad]
         events = _VALIDATE([candidates[k] for k in good]) if good else []
         return {indices[k]: e for k, e in zip(good, events, strict=True)}
+
+
+def _errors(parsed: Parsed) -> list[dict[str, Any]]:
+    return [e for i in sorted(parsed.errors) for e in parsed.errors[i]]
+
+
+def _accepted(parsed: Parsed, events: dict[int, FeedbackEvent], rejected: int) -> Response:
+    """The 202 answer: ids of the accepted events; for batches also every item's outcome."""
+    body: dict[str, Any] = {
+        "accepted": len(events),
+        "rejected": rejected,
+        "event_ids": [e.event_id for e in events.values()],
+    }
+    if parsed.batch:
+        body["errors"] = _errors(parsed)
+        body["results"] = [
+            {"index": i, "status": "accepted", "event_id": events[i].event_id} if i in events
+            else {"index": i, "status": "rejected", "errors": parsed.errors.get(i, [])}
+            for i in range(len(parsed.items))
+        ]
+    return Response(orjson.dumps(body), status_code=202, media_type="application/json")
 
 
 class Ingestor:
@@ -74,13 +99,8 @@ class Ingestor:
             self.metrics.events_rejected.labels("malformed").inc(parsed.malformed)
         if rejected - parsed.malformed:
             self.metrics.events_rejected.labels("invalid").inc(rejected - parsed.malformed)
-        errors = [e for i in sorted(parsed.errors) for e in parsed.errors[i]]
         if not valid:
-            log.info("request rejected", extra={"key": principal.name, "items": n})
-            if parsed.malformed == n:
-                raise Problem("malformed-json", "No item is valid JSON.", errors=errors)
-            what = "The event is" if not parsed.batch else "No item of the batch is"
-            raise Problem("validation-failed", f"{what} valid.", errors=errors)
+            raise self._nothing_valid(parsed, principal)
         # The id is derived before redaction, as the emitters do client-side: one event, one id.
         events = {i: self.redactor(e.with_event_id()) for i, e in valid.items()}
         try:
@@ -88,23 +108,26 @@ class Ingestor:
         except Problem:
             self.metrics.events_rejected.labels("forbidden").inc(n)
             raise
+        produced = list(events.values())
         try:
-            await self.producer.produce(list(events.values()))
+            await self.producer.produce(produced)
         except Problem:
             self.metrics.events_rejected.labels("unavailable").inc(len(events))
             raise
-        for touchpoint, count in Counter(e.touchpoint.value for e in events.values()).items():
+        self._count_accepted(produced)
+        return _accepted(parsed, events, rejected)
+
+    def _nothing_valid(self, parsed: Parsed, principal: Principal) -> Problem:
+        n = len(parsed.items)
+        log.info("request rejected", extra={"key": principal.name, "items": n})
+        if parsed.malformed == n:
+            return Problem("malformed-json", "No item is valid JSON.", errors=_errors(parsed))
+        what = "The event is" if not parsed.batch else "No item of the batch is"
+        return Problem("validation-failed", f"{what} valid.", errors=_errors(parsed))
+
+    def _count_accepted(self, events: list[FeedbackEvent]) -> None:
+        if len(events) == 1:  # the single-event request: no tally needed
+            child(self.metrics.events_accepted, events[0].touchpoint.value).inc()
+            return
+        for touchpoint, count in Counter(e.touchpoint.value for e in events).items():
             child(self.metrics.events_accepted, touchpoint).inc(count)
-        body: dict[str, Any] = {
-            "accepted": len(events),
-            "rejected": rejected,
-            "event_ids": [e.event_id for e in events.values()],
-        }
-        if parsed.batch:
-            body["errors"] = errors
-            body["results"] = [
-                {"index": i, "status": "accepted", "event_id": events[i].event_id} if i in events
-                else {"index": i, "status": "rejected", "errors": parsed.errors.get(i, [])}
-                for i in range(n)
-            ]
-        return Response(orjson.dumps(body), status_code=202, media_type="application/json")

@@ -9,6 +9,7 @@ sum over all workers, whichever worker the scrape reached.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -66,6 +67,12 @@ def child(metric: Any, *values: str) -> Any:
     """`metric.labels(*values)`, looked up once: `labels()` validates and locks on every call,
     which costs more than the increment itself on the per-request path."""
     return metric.labels(*values)
+
+
+def observe_request(metrics: IngestMetrics, route: str, method: str, status: int, started: float) -> None:
+    """Count a finished request and its duration since `started` (`time.perf_counter()`)."""
+    child(metrics.requests, route, method, str(status)).inc()
+    child(metrics.request_seconds, route).observe(time.perf_counter() - started)
 
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

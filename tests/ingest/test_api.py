@@ -161,6 +161,31 @@ def test_unexpected_errors_are_problem_json_500(settings_for):
         assert_problem(c.get("/boom"), 500, "internal-error")
 
 
+def test_an_unexpected_error_in_post_feedback_is_problem_json_500_counted_and_raised(settings_for):
+    """As on every other route: the 500 answer, the request counted with status 500, and the
+    exception raised on to the server (which logs it)."""
+    from fastapi.testclient import TestClient
+    from prometheus_client import CollectorRegistry
+
+    from services.ingest.app import create_app
+
+    registry = CollectorRegistry()
+    app = create_app(settings_for(), registry)
+
+    class BrokenIngestor:
+        async def ingest(self, parsed: object, principal: object) -> None:
+            raise RuntimeError("bug")
+
+    app.state.ingestor = BrokenIngestor()
+    assert_problem(TestClient(app, raise_server_exceptions=False).post("/v1/feedback", json=event(), headers=AUTH),
+                   500, "internal-error")
+    with pytest.raises(RuntimeError, match="bug"):
+        TestClient(app).post("/v1/feedback", json=event(), headers=AUTH)
+    labels = {"route": "/v1/feedback", "method": "POST", "status": "500"}
+    assert registry.get_sample_value("ksp_ingest_requests_total", labels) == 2
+    assert registry.get_sample_value("ksp_ingest_inflight_requests") == 0
+
+
 def test_auth_401_and_key_scope_403(ingest, kafka):
     r = ingest.post("/v1/feedback", json=event())
     assert_problem(r, 401, "unauthorized")
