@@ -131,6 +131,9 @@ def run_all(config: Config, only: tuple[str, ...] = SECTIONS, logs: Path | None 
         "that consumer runs in the bench process and competes for the same 2 cores."),
         ("Ingest runs with KSP_RATE_LIMIT_ENABLED=false: the default per-key limit (20,000 events/s per worker, "
         "anonymous key in dev) would otherwise cap the batched test below its target."),
+        ("The single-event load gives every request a new event id (the wrk Lua script rewrites it), so the "
+        "events' keys spread over the raw topic's partitions as real traffic does; the same body every time "
+        "would put every event on one partition, where the producer's batches coalesce best."),
         ("The e2e run uses the plain embedded defaults (`ksp run`: 1 ingest worker, rate limits on, sink inside "
         "the scoring worker); after a warm-up batch has reached ClickHouse, its load is batches of 20 events, "
         "plus one churn probe event every "

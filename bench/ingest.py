@@ -28,12 +28,22 @@ from bench.infra import (
 from bench.procs import cpu_seconds, descendants, loadavg
 from deploy.embedded.process import free_port
 
+ID_MARKER = "@@EVENT_ID@@"
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open("%(body)s", "rb")
 wrk.body = f:read("*all")
 f:close()
+-- a body with the marker gets a new event id per request, so keys spread over the partitions
+local s, e = string.find(wrk.body, "%(marker)s", 1, true)
+if s then
+  local prefix, suffix, n = string.sub(wrk.body, 1, s - 1), string.sub(wrk.body, e + 1), 0
+  request = function()
+    n = n + 1
+    return wrk.format(nil, nil, nil, prefix .. "%(run)s-" .. n .. suffix)
+  end
+end
 done = function(summary, latency, requests)
   io.write(string.format('WRKJSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, '
     .. '"max_us": %%d, "connect_errors": %%d, "read_errors": %%d, "write_errors": %%d, "timeouts": %%d, '
@@ -56,7 +66,7 @@ def start_ingest(inf: Infra, topic: str, workers: int = 2, name: str = "ingest")
 
 def _wrk(url: str, body_file: Path, connections: int, seconds: float, workdir: Path) -> dict[str, Any]:
     script = workdir / f"{body_file.stem}.lua"
-    script.write_text(LUA % {"body": str(body_file)})
+    script.write_text(LUA % {"body": str(body_file), "marker": ID_MARKER, "run": unique("bench-single")})
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
                           "-s", str(script), f"{url}/v1/feedback"],
                          capture_output=True, text=True, timeout=seconds + 60, check=False)
@@ -73,6 +83,14 @@ def _wrk(url: str, body_file: Path, connections: int, seconds: float, workdir: P
 async def _aiohttp_load(url: str, body: bytes, connections: int, seconds: float) -> dict[str, Any]:
     import aiohttp
 
+    prefix, marker, suffix = body.partition(ID_MARKER.encode())
+    run, sent = unique("bench-single").encode(), 0
+
+    def next_body() -> bytes:
+        nonlocal sent
+        sent += 1
+        return prefix + run + b"-" + str(sent).encode() + suffix if marker else body
+
     latencies: list[float] = []
     codes: dict[str, int] = {}
     deadline = time.monotonic() + seconds
@@ -80,7 +98,7 @@ async def _aiohttp_load(url: str, body: bytes, connections: int, seconds: float)
     async def worker(session: aiohttp.ClientSession) -> None:
         while time.monotonic() < deadline:
             t0 = time.perf_counter()
-            async with session.post(f"{url}/v1/feedback", data=body,
+            async with session.post(f"{url}/v1/feedback", data=next_body(),
                                     headers={"content-type": "application/json"}) as resp:
                 await resp.read()
                 codes[str(resp.status)] = codes.get(str(resp.status), 0) + 1
@@ -133,7 +151,9 @@ def run_once(inf: Infra, seconds: float, batch_connections: int = 8, single_conn
     try:
         events = [orjson.loads(e) for e in encoded_events(batch_size, seed=11, source="bench-ingest")]
         batch_body = orjson.dumps(events)
-        single_body = orjson.dumps(events[0])
+        # a new event id per request, as real traffic has (the same body would put every
+        # event on one partition, where the producer's batches coalesce best)
+        single_body = orjson.dumps({**events[0], "event_id": ID_MARKER})
         # warm-up: both workers, producer connections, code paths
         load(url, batch_body, 2, 1, inf.workdir, "warm-batch")
         load(url, single_body, 4, 1, inf.workdir, "warm-single")
