@@ -41,7 +41,7 @@ lint: $(STAMP) ## Lint with ruff
 	$(BIN)/ruff check services schemas deploy tests
 
 typecheck: $(STAMP) ## Type-check with mypy
-	$(BIN)/mypy services schemas
+	$(BIN)/mypy services schemas bench
 
 schemas: $(STAMP) ## Re-export the JSON Schema files in schemas/jsonschema/
 	$(BIN)/ksp schemas export

@@ -159,6 +159,8 @@ def run_once(inf: Infra, seconds: float, batch_connections: int = 8, single_conn
         load(url, single_body, 4, 1, inf.workdir, "warm-single")
         progress(f"  ingest: batched ({batch_size} events/request, {batch_connections} connections, {seconds:.0f} s)")
         pid = inf.children["ingest"].pid
+        if pid is None:
+            raise RuntimeError("the ingest service is not running")
         cpu0 = cpu_seconds(pid)
         per0 = _per_process_cpu(pid)
         batched = load(url, batch_body, batch_connections, seconds, inf.workdir, "batch")
