@@ -59,6 +59,21 @@ ACK_WARN_S = 30.0
 CASE_SWEEP_INTERVAL_S = 600.0  # cases are kept for days: a sweep every 10 minutes is plenty
 
 
+class Every:
+    """Due at most once per `interval_s` of event-loop time (housekeeping inside the tick)."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last = 0.0  # loop time when it was last due
+
+    def due(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if now - self._last < self.interval_s:
+            return False
+        self._last = now
+        return True
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -149,9 +164,9 @@ class AlertsRuntime:
         self.accepted_at: dict[str, datetime] = {}  # alert id -> accepted_at of the triggering event
         self._lock = asyncio.Lock()
         self._outputs: list[Output] = []  # this step's records, acknowledged before it ends
-        self._rules_checked = 0.0
-        self._snapshot_at = 0.0  # loop time of the last periodic detector snapshot
-        self._forgot_cases_at = 0.0  # loop time of the last sweep of cases that are over
+        self._rules_poll = Every(settings.rules_poll_s)
+        self._snapshot_every = Every(settings.detector_snapshot_interval_s)
+        self._case_sweep = Every(CASE_SWEEP_INTERVAL_S)
         outbox.on_result = self._on_delivery
         # deliveries, silences and notification groups survive a restart (state/durable.py)
         self.state = StateWriter(state_log, settings.worker_id)
@@ -282,16 +297,11 @@ class AlertsRuntime:
                 self.metrics.cases.labels(state).set(n)
 
     def _snapshot_if_due(self) -> None:
-        interval = self.settings.detector_snapshot_interval_s
-        loop_time = asyncio.get_running_loop().time()
-        if interval > 0 and loop_time - self._snapshot_at >= interval:
-            self._snapshot_at = loop_time
+        if self.settings.detector_snapshot_interval_s > 0 and self._snapshot_every.due():  # 0: only at a stop
             self.snapshot_detectors(buffered=False)
 
     def _forget_cases_if_due(self, now: datetime) -> None:
-        loop_time = asyncio.get_running_loop().time()
-        if loop_time - self._forgot_cases_at >= CASE_SWEEP_INTERVAL_S:
-            self._forgot_cases_at = loop_time
+        if self._case_sweep.due():
             self.forget_cases(now)
 
     def forget_cases(self, now: datetime) -> int:
@@ -302,20 +312,17 @@ class AlertsRuntime:
         return len(forgotten)
 
     def snapshot_detectors(self, *, buffered: bool) -> int:
-        """Queue the changed scopes' drop-detector state for the state topic (hold the lock);
-        `buffered`: also the scopes with observations not yet run (a stop, a revocation)."""
+        """Queue the detector state that changed (drop baselines, surge windows, churn histories)
+        for the state topic, and tombstones for what was forgotten (hold the lock); `buffered`:
+        also the scopes with observations not yet run (a stop, a revocation)."""
         n = self.state.detectors(self.evaluator.snapshots(self.settings.worker_id, buffered=buffered))
         self.metrics.detector_snapshots.inc(n)
         self.state.forget(self.evaluator.forgotten_snapshots())
         return n
 
     def _maybe_reload(self, now: datetime) -> None:
-        if self.watcher is None:
+        if self.watcher is None or not self._rules_poll.due():
             return
-        loop_time = asyncio.get_running_loop().time()
-        if loop_time - self._rules_checked < self.settings.rules_poll_s:
-            return
-        self._rules_checked = loop_time
         try:
             rules = self.watcher.poll()
         except Exception:
