@@ -26,7 +26,7 @@ from services.alerts.flows.state import (
     SurgeScope,
 )
 from services.alerts.flows.surges import new_surge_scope, note_close
-from services.alerts.flows.sweep import DROP_EVICT_AFTER
+from services.alerts.flows.sweep import DROP_EVICT_AFTER, surge_evict_after
 from services.alerts.state.detectors import (
     ChurnSnapshot,
     DropSnapshot,
@@ -174,7 +174,7 @@ def restore_surge(book: Ledger, runtimes: Iterable[SurgeRuntime], records: Itera
 
 def _surge_evict_after(rt: SurgeRuntime, labels: dict[str, str]) -> timedelta:
     cfg: surge.SurgeConfig = rt.eff(labels).config  # type: ignore[assignment]
-    return cfg.window * (cfg.baseline_windows + 2)
+    return surge_evict_after(cfg)
 
 
 def _restore_surge_scope(book: Ledger, rt: SurgeRuntime, record: SurgeSnapshot, level: tuple[str, ...],

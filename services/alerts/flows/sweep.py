@@ -98,13 +98,18 @@ def _sweep_drop_scope(rt: DropRuntime, k: Key, now: datetime) -> bool:
     return False
 
 
+def surge_evict_after(cfg: surge.SurgeConfig) -> timedelta:
+    """How long a surge scope stays idle before it is evicted: its baseline windows and two more."""
+    return cfg.window * (cfg.baseline_windows + 2)
+
+
 def _sweep_surge_scope(rt: SurgeRuntime, k: Key, now: datetime) -> bool:
     """Evict the scope if idle; whether it was."""
     s = rt.scopes.get(k)
     if s is None or s.alerts or s.buf or s.last_at is None:
         return False
     cfg: surge.SurgeConfig = s.eff.config  # type: ignore[assignment]
-    if now - s.last_at >= cfg.window * (cfg.baseline_windows + 2):
+    if now - s.last_at >= surge_evict_after(cfg):
         rt.remove(*k)
         return True
     return False
