@@ -211,12 +211,12 @@ class CaseStore:
             case = self.cases.pop(case_id)
             if self._by_fingerprint.get(case.alert.fingerprint) == case_id:
                 del self._by_fingerprint[case.alert.fingerprint]
-            customer = case.alert.labels.get("customer_id")
-            ids = self._churn_by_customer.get(customer or "")
+            customer = case.alert.labels.get("customer_id", "")
+            ids = self._churn_by_customer.get(customer)
             if ids and case_id in ids:
                 ids.remove(case_id)
                 if not ids:
-                    del self._churn_by_customer[customer or ""]
+                    del self._churn_by_customer[customer]
         return over
 
     def counts(self) -> dict[str, int]:

@@ -64,8 +64,9 @@ class StateWriter:
         if self.log is not None:
             self.log.put(silence_key(silence_id), None if silence is None else SilenceRecord(silence=silence))
 
-    def detectors(self, records: Iterable[DropSnapshot]) -> int:
-        """Drop-detector snapshots (flows/snapshots.py); returns how many were queued."""
+    def detectors(self, records: Iterable[DropSnapshot | SurgeSnapshot | ChurnSnapshot]) -> int:
+        """Detector snapshots (flows/snapshots.py): drop baselines, surge windows, churn histories;
+        returns how many were queued."""
         if self.log is None:
             return 0
         n = 0
