@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 
 from services.alerts.agents import Handlers, register_agents
 from services.alerts.api import build_api
-from services.alerts.cases.log import CaseTopicReader, HistoryWriter
+from services.alerts.cases.log import HistoryWriter, replay_topic
+from services.alerts.cases.table import CaseTable, changelog_topic
 from services.alerts.delivery.alertmanager import AlertmanagerChannel
 from services.alerts.delivery.base import Channel
 from services.alerts.delivery.email import EmailChannel
@@ -47,7 +48,9 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per delive
 
 def faust_config(settings: AlertsSettings) -> dict[str, Any]:
     config = base_config(settings.kafka, app_id=settings.consumer_group, worker_id=settings.worker_id)
-    return config | producer_config(settings.producer_linger_ms, settings.producer_max_batch_bytes) | {
+    # one record per batch makes the broker's reported end exact (see KafkaSettings.end_offsets_exact)
+    max_batch = settings.producer_max_batch_bytes if settings.kafka.end_offsets_exact else 1
+    return config | producer_config(settings.producer_linger_ms, max_batch) | {
         "web_enabled": True,
         "web_bind": settings.api_host,
         "web_port": settings.api_port,
@@ -97,27 +100,40 @@ def build_engine(settings: AlertsSettings) -> tuple[Any, Any, Any]:
 
 
 class AlertsService(Service):
-    """Start-up (topics, replay of the cases topic), the periodic tick, history writer,
-    and the graceful stop (flush what is due, wait for deliveries in flight)."""
+    """Start-up (once the cases table is recovered: state topic, then `started`), the periodic
+    tick, history writer, and the graceful stop (flush what is due, wait for deliveries in flight)."""
 
     def __init__(self, runtime: AlertsRuntime, client: httpx.AsyncClient, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.runtime = runtime
         self.client = client
-        self.reader: CaseTopicReader | None = None
         self.state_reader: StateTopicReader | None = None
 
-    async def on_start(self) -> None:
-        s = self.runtime.settings
-        self.reader = CaseTopicReader(s.kafka, s.cases_topic)
-        await self.reader.start(s.rebuild_timeout_s)
-        events = await self.reader.replay(s.rebuild_timeout_s)
-        applied = self.runtime.cases.rebuild(events)
-        forgotten = self.runtime.forget_cases(self.runtime.clock())
-        log.info("cases rebuilt from %s: %d events, %d cases (%d over and older than the retention not kept)",
-                 s.cases_topic, applied, len(self.runtime.cases.cases), forgotten)
+    async def on_cases_recovered(self) -> None:
+        """Faust recovered the cases table (after every rebalance): the first time, the rest of
+        the start-up. Nothing is processed before this returns."""
+        if self.runtime.started.is_set():
+            return
+        rt = self.runtime
+        if not rt.cases.cases:
+            await self._rebuild_from_log()
+        forgotten = rt.forget_cases(rt.clock())
+        log.info("cases table recovered: %d cases (%d over and older than the retention deleted)",
+                 len(rt.cases.cases), forgotten)
         await self._restore_state()
-        self.runtime.started.set()
+        rt.started.set()
+
+    async def _rebuild_from_log(self) -> None:
+        """An empty table with case events on the cases topic (its changelog lost, or cases
+        written before the table existed): fold the event log into the table."""
+        s = self.runtime.settings
+        applied = self.runtime.cases.rebuild(await replay_topic(s.kafka, s.cases_topic, s.rebuild_timeout_s))
+        if applied and self.runtime.table is not None:
+            for case in self.runtime.cases.cases.values():
+                self.runtime.table.put(case)
+            await self.runtime.table.flush()
+            log.warning("cases table was empty: %d cases rebuilt from %d events on %s", len(self.runtime.cases.cases),
+                        applied, s.cases_topic)
 
     async def _restore_state(self) -> None:
         """Deliveries, silences, notification groups and firing alerts from before a restart."""
@@ -156,20 +172,6 @@ class AlertsService(Service):
                 log.exception("alerts tick failed")
 
     @Service.task
-    async def _follow_cases(self) -> None:
-        """Case events other workers append (and our own, which are skipped as known)."""
-        await self.runtime.started.wait()
-        while not self.should_stop and self.reader is not None:
-            try:
-                for event in await self.reader.poll(1000):
-                    self.runtime.apply_remote(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("following the cases topic failed; retrying")
-                await self.sleep(1.0)
-
-    @Service.task
     async def _history(self) -> None:
         if self.runtime.history is not None:
             await self.runtime.history.run()
@@ -177,8 +179,6 @@ class AlertsService(Service):
     async def on_stop(self) -> None:
         await self.runtime.flush(self.runtime.settings.shutdown_flush_s)
         await self.runtime.outbox.close()
-        if self.reader is not None:
-            await self.reader.stop()
         if self.state_reader is not None:
             await self.state_reader.stop()
         if self.runtime.history is not None:
@@ -192,12 +192,14 @@ TopicKind = tuple[list[str], int | None, dict[str, str] | None]  # names, partit
 def output_topic_kinds(settings: AlertsSettings, topics: InternalTopics, partitions: int | None) -> list[TopicKind]:
     """Every topic the worker writes, with how it is created: by-scope/by-customer get
     `partitions` (the scored topic's count), so detection spreads as far as the input does;
-    notify has one partition: one notifying worker; the cases topic never expires (the cases
-    are rebuilt from it); the state topic is compacted (the latest record per key is the state)."""
+    notify has one partition: one notifying worker; the cases topic never expires (the event
+    log the cases table can be rebuilt from); the cases table's changelog and the state topic
+    are compacted (the latest record per key is the state)."""
     return [
         ([topics.by_scope, topics.by_customer], partitions, None),
         ([topics.notify], 1, None),
         ([settings.cases_topic], None, {"retention.ms": "-1"}),
+        ([changelog_topic(settings.consumer_group)], None, {"cleanup.policy": "compact"}),
         ([settings.topics.alerts], None, None),
         ([settings.state_topic_name()], None, {"cleanup.policy": "compact"}),
     ]
@@ -271,6 +273,8 @@ def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = Non
                             publish_alert=alerts_topic.send, publish_case=cases_topic.send, history=history,
                             watcher=watcher, state_log=StateLog(state_topic.send),
                             publish_notify=notify_topic.send)
+    runtime.table = CaseTable(app, partition_count(settings.kafka, changelog_topic(settings.consumer_group)) or 1,
+                              on_case=runtime.adopt, on_gone=runtime.gone)
     partitions = {"scope": partition_count(settings.kafka, topics.by_scope) or 1,
                   "customer": partition_count(settings.kafka, topics.by_customer) or 1}
     follow_assignment(app, Handover(runtime, topics, partitions, lambda: replay_state(settings)))
@@ -282,7 +286,9 @@ def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = Non
                                                      customers=runtime.handle_customers,
                                                      notify=runtime.handle_notify,
                                                      unreadable=skip_unreadable(metrics)))
-    app.service(AlertsService(runtime, client, loop=None))  # type: ignore[arg-type]
+    service = AlertsService(runtime, client, loop=None)  # type: ignore[arg-type]
+    app.service(service)  # type: ignore[arg-type]
+    runtime.table.on_recovered(service.on_cases_recovered)
 
     def ready() -> tuple[bool, int]:
         assigned = app.consumer.assignment() if app.consumer else set()

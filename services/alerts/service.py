@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -29,7 +29,7 @@ from schemas.alert import Alert, AlertStatus
 from schemas.cases import Case, CaseCommand, CaseEvent, Silence
 from schemas.scored import ScoredEvent
 from services.alerts.cases.log import HistoryWriter
-from services.alerts.cases.model import CaseError, decide
+from services.alerts.cases.model import decide
 from services.alerts.cases.store import CaseStore
 from services.alerts.delivery.outbox import Delivery, Outbox
 from services.alerts.metrics import AlertsMetrics
@@ -55,6 +55,17 @@ class NotTheNotifier(Exception):
 
 
 Publish = Callable[..., Awaitable[Any]]  # send(key=, value=) -> the broker's acknowledgement
+
+
+class CaseReplica(Protocol):
+    """Where the cases are kept for every worker (cases/table.py: a Faust table)."""
+
+    def put(self, case: Case) -> None: ...
+
+    def delete(self, case_id: str) -> None: ...
+
+    async def flush(self) -> None: ...
+
 ACK_WARN_S = 30.0
 CASE_SWEEP_INTERVAL_S = 600.0  # cases are kept for days: a sweep every 10 minutes is plenty
 
@@ -128,8 +139,10 @@ class AlertsRuntime:
         clock: Callable[[], datetime] = utcnow,
         publish_notify: Publish | None = None,
         state_log: StateLog | None = None,
+        table: CaseReplica | None = None,
     ) -> None:
         self.settings = settings
+        self.table = table  # None: the cases live in this process only (tests, backtests)
         # Set with several workers: alerts go through the one-partition notify topic to the
         # one worker that groups and inhibits them all (repartition.py); unset: notified here.
         self.publish_notify = publish_notify
@@ -273,6 +286,8 @@ class AlertsRuntime:
         outputs, self._outputs = self._outputs, []
         if outputs:
             await deliver(outputs, warn_after_s=ACK_WARN_S)
+        if self.table is not None:
+            await self.table.flush()
 
     # -- tick ----------------------------------------------------------------------------
     async def tick(self) -> None:
@@ -309,6 +324,9 @@ class AlertsRuntime:
         decides alike from the same cases, so no coordination is needed)."""
         forgotten = self.cases.evict_closed(now - timedelta(days=self.settings.case_retention_days))
         self.metrics.cases_forgotten.inc(len(forgotten))
+        if self.table is not None:
+            for case_id in forgotten:
+                self.table.delete(case_id)
         return len(forgotten)
 
     def snapshot_detectors(self, *, buffered: bool) -> int:
@@ -404,31 +422,31 @@ class AlertsRuntime:
         if event.action.value == "escalated":
             self.metrics.escalations.labels(case.alert.severity.value).inc()
         self._publish(self.publish_case, event.case_id.encode(), event.model_dump_json().encode())
+        if self.table is not None:
+            self.table.put(case)
         if self.history is not None:
             self.history.case_event(event, case)
         self.hub.publish("case", {"action": event.action.value, "sequence": event.sequence,
                                   "case": case_summary(case)})
         return case
 
-    def apply_remote(self, event: CaseEvent) -> Case | None:
-        """A case event read back from the cases topic: ours (already applied, skipped) or
-        another worker's (applied here too, so every worker's API shows every case)."""
-        known = self.cases.cases.get(event.case_id)
-        if known is not None and event.sequence < len(known.history):
-            if known.history[event.sequence] != event:
-                log.warning("conflicting case event %s#%d from the cases topic ignored (two workers "
-                            "changed the case at once)", event.case_id, event.sequence)
-            return None
-        try:
-            case = self.cases.apply(event)
-        except CaseError as exc:
-            log.warning("case event %s#%d from the cases topic does not fit: %s", event.case_id,
-                        event.sequence, exc.detail)
-            return None
-        if case is not None:
-            self.hub.publish("case", {"action": event.action.value, "sequence": event.sequence,
-                                      "case": case_summary(case)})
-        return case
+    def adopt(self, case: Case) -> Case | None:
+        """A case as the cases table holds it: our own write coming back (skipped as known) or
+        another worker's change (taken, so every worker's API shows every case)."""
+        known = self.cases.cases.get(case.case_id)
+        if known is not None and len(known.history) == len(case.history) and known != case:
+            log.warning("case %s#%d was changed by two workers at once: the table's later version "
+                        "is kept", case.case_id, len(case.history) - 1)
+        adopted = self.cases.adopt(case)
+        if adopted is not None and len(adopted.history) > len(known.history if known else ()):
+            last = adopted.history[-1]
+            self.hub.publish("case", {"action": last.action.value, "sequence": last.sequence,
+                                      "case": case_summary(adopted)})
+        return adopted
+
+    def gone(self, case_id: str) -> None:
+        """A case another worker forgot (deleted from the table)."""
+        self.cases.forget(case_id)
 
     def _dispatch(self, now: datetime) -> None:
         if not self.notifying:

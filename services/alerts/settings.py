@@ -94,8 +94,9 @@ class AlertsSettings(ServiceSettings):
     )
     # cases
     cases_topic: str = Field(
-        "ksp.alerts.cases", description="Kafka topic of case events (event-sourced case lifecycle); "
-        "the cases are rebuilt from it at start-up."
+        "ksp.alerts.cases", description="Kafka topic of case events (the event log of the case "
+        "lifecycle). Where each case stands is kept in the Faust table `cases` (changelog "
+        "`<consumer_group>-cases-changelog`); the table is rebuilt from this topic if it is empty."
     )
     case_retention_days: float = Field(
         90.0, gt=0, description="Cases that are over (resolved by a person and their condition cleared) "
@@ -139,7 +140,9 @@ class AlertsSettings(ServiceSettings):
     producer_linger_ms: int = Field(
         5, ge=0, description="Producer linger: sends to the repartition, notify, alerts, cases and state "
         "topics wait this long to share a request (every scored event is re-published once per scope level).")
-    producer_max_batch_bytes: int = Field(1_048_576, description="Producer max batch size in bytes.")
+    producer_max_batch_bytes: int = Field(
+        1_048_576, description="Producer max batch size in bytes (1 record per batch when "
+        "`kafka.end_offsets_exact` is false, so the cases table recovers completely).")
     repartition_partitions: int | None = Field(
         None, ge=1, description="Partitions of the repartition topics `<consumer_group>.by-scope` "
         "and `.by-customer` (detector state is spread over the workers by them) when they are "

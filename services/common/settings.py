@@ -44,6 +44,14 @@ class KafkaSettings(BaseModel):
         description="Longest a consumer fetch waits for data. Apache Kafka answers as soon as "
         "data arrives; the embedded broker waits this long, so the dev profile sets 50 ms.",
     )
+    end_offsets_exact: bool = Field(
+        True,
+        description="Whether the broker reports a partition's true end offset (ListOffsets). "
+        "Apache Kafka does; the embedded broker (Tansu) reports the base offset of the last "
+        "record batch + 1, so Faust's table recovery would stop short and restore stale state. "
+        "When false (the dev profile), services that keep Faust tables (alerts) produce one "
+        "record per batch, which makes the reported end exact.",
+    )
     topic_partitions: int = Field(4, ge=1, description="Partitions for topics `ksp topics` creates.")
     replication_factor: int = Field(1, ge=1, description="Replication factor for created topics.")
 

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from schemas.alert import AlertStatus, Severity
 from schemas.cases import CaseAction, CaseCommand, CaseEvent, CaseState, Outcome, Silence
@@ -15,6 +16,12 @@ from schemas.feedback import FeedbackEvent
 from schemas.scored import ScoredEvent
 from services.alerts.cases import CaseStore, InvalidCommand, InvalidTransition, apply, decide, fold
 from services.alerts.cases.log import HistoryWriter, replay_topic
+from services.alerts.delivery.outbox import Outbox
+from services.alerts.flows import AlertEvaluator
+from services.alerts.metrics import AlertsMetrics
+from services.alerts.notify import Notifier
+from services.alerts.rules import load_rules
+from services.alerts.service import AlertsRuntime
 from services.alerts.settings import AlertsSettings
 from tests.alerts.test_delivery import make_alert
 
@@ -203,15 +210,6 @@ def test_cases_that_are_over_are_forgotten_after_the_retention_and_the_rest_is_k
 
 
 def test_the_runtime_forgets_cases_over_for_longer_than_its_retention_and_counts_them() -> None:
-    from prometheus_client import CollectorRegistry
-
-    from services.alerts.delivery.outbox import Outbox
-    from services.alerts.flows import AlertEvaluator
-    from services.alerts.metrics import AlertsMetrics
-    from services.alerts.notify import Notifier
-    from services.alerts.rules import load_rules
-    from services.alerts.service import AlertsRuntime
-
     store, case_id = opened_store("c-old")
     [cleared] = store.on_alert(make_alert("c-old", status=AlertStatus.resolved, at=T0), T0, SETTINGS.sla_s)
     store.apply(cleared)
@@ -300,65 +298,51 @@ def test_history_is_written_to_clickhouse(clickhouse) -> None:  # type: ignore[n
     assert alerts == [("firing", "berlin", "churn_risk")]
 
 
-def test_a_second_worker_follows_the_cases_topic_and_leaves_system_events_to_the_owner(kafka) -> None:  # type: ignore[no-untyped-def]
-    from aiokafka import AIOKafkaProducer
-    from prometheus_client import CollectorRegistry
-
-    from services.alerts.cases.log import CaseTopicReader
-    from services.alerts.delivery.outbox import Outbox
-    from services.alerts.flows import AlertEvaluator
-    from services.alerts.metrics import AlertsMetrics
-    from services.alerts.notify import Notifier
-    from services.alerts.rules import load_rules
-    from services.alerts.service import AlertsRuntime
-    from services.common.kafka import aiokafka_config, ensure_topics
-    from services.common.settings import KafkaSettings
-
-    kafka_settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers)
-    topic = f"test.cases.{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_settings, [topic])
-    owner = CaseStore()  # worker "a"
-    alert = make_alert("c-follow", at=T0)
-    for event in owner.on_alert(alert, T0, SETTINGS.sla_s, {"worker_id": "a"}):
-        owner.apply(event)
-    command(owner, alert.alert_id, "acknowledge", T0)
-
+def follower_runtime() -> AlertsRuntime:
     async def nothing(**_: object) -> asyncio.Future[None]:
         acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         acknowledged.set_result(None)
         return acknowledged
 
-    async def scenario() -> AlertsRuntime:
-        rules = load_rules(None)
-        follower = AlertsRuntime(SETTINGS.model_copy(update={"worker_id": "b"}), evaluator=AlertEvaluator(rules),
-                                 notifier=Notifier(rules.routing), outbox=Outbox({}),
-                                 metrics=AlertsMetrics(CollectorRegistry()), publish_alert=nothing,
-                                 publish_case=nothing)
-        reader = CaseTopicReader(kafka_settings, topic)
-        await reader.start(30)
-        try:
-            assert await reader.replay(30) == []
-            producer = AIOKafkaProducer(**aiokafka_config(kafka_settings), enable_idempotence=False)
-            await producer.start()
-            try:
-                for event in owner.get(alert.alert_id).history:
-                    await producer.send_and_wait(topic, event.model_dump_json().encode(), key=event.case_id.encode())
-            finally:
-                await producer.stop()
-            seen: list[CaseEvent] = []
-            for _ in range(20):
-                seen += await reader.poll(500)
-                if len(seen) >= 2:
-                    break
-            for event in seen:
-                follower.apply_remote(event)
-        finally:
-            await reader.stop()
-        return follower
+    rules = load_rules(None)
+    return AlertsRuntime(SETTINGS.model_copy(update={"worker_id": "b"}), evaluator=AlertEvaluator(rules),
+                         notifier=Notifier(rules.routing), outbox=Outbox({}),
+                         metrics=AlertsMetrics(CollectorRegistry()), publish_alert=nothing, publish_case=nothing)
 
-    follower = asyncio.run(scenario())
-    assert follower.cases.get(alert.alert_id) == owner.get(alert.alert_id)
-    conflicting = CaseEvent(case_id=alert.alert_id, sequence=1, action=CaseAction.commented, at=T0, note="x")
-    assert follower.apply_remote(conflicting) is None  # same position, other content: ignored, logged
+
+def test_a_second_worker_adopts_the_cases_table_and_leaves_system_events_to_the_owner() -> None:
+    owner = CaseStore()  # worker "a"
+    alert = make_alert("c-follow", at=T0)
+    for event in owner.on_alert(alert, T0, SETTINGS.sla_s, {"worker_id": "a"}):
+        owner.apply(event)
+    opened = owner.get(alert.alert_id)
+    command(owner, alert.alert_id, "acknowledge", T0)
+    acknowledged = owner.get(alert.alert_id)
+
+    follower = follower_runtime()
+    assert follower.adopt(opened) == opened and follower.adopt(acknowledged) == acknowledged
+    assert follower.adopt(opened) is None  # an older version (an echo of an earlier write): skipped
+    assert follower.cases.get(alert.alert_id) == acknowledged
+    assert follower.cases.latest_for(alert.fingerprint) == acknowledged
     later = T0 + timedelta(days=1)
     assert follower.cases.overdue(later, "b") == [] and len(follower.cases.overdue(later, "a")) == 1
+
+    follower.gone(alert.alert_id)  # deleted from the table by another worker
+    assert alert.alert_id not in follower.cases.cases and follower.cases.latest_for(alert.fingerprint) is None
+
+
+def test_when_two_workers_change_a_case_at_once_every_worker_ends_with_the_tables_later_version() -> None:
+    owner = CaseStore()
+    alert = make_alert("c-race", at=T0)
+    for event in owner.on_alert(alert, T0, SETTINGS.sla_s, {"worker_id": "a"}):
+        owner.apply(event)
+    opened = owner.get(alert.alert_id)
+    by_a = apply(opened, CaseStore.next_event(opened, CaseAction.commented, T0, note="from a"))
+    by_b = apply(opened, CaseStore.next_event(opened, CaseAction.commented, T0, note="from b"))
+    worker_a, worker_b = follower_runtime(), follower_runtime()
+    worker_a.adopt(by_a)
+    worker_b.adopt(by_b)
+    for worker in (worker_a, worker_b):  # the changelog's order: a's write, then b's
+        worker.adopt(by_a)
+        worker.adopt(by_b)
+    assert worker_a.cases.get(alert.alert_id) == worker_b.cases.get(alert.alert_id) == by_b

@@ -1,7 +1,9 @@
 """End to end, all services as processes: a burst of detractors stating they will cancel, for
 several customers of one unit, becomes exactly one churn-risk alert (case) per customer and one
 grouped incident for the unit at the webhook within 5 s of the triggering event; it resolves
-when those customers post promoter scores, and the closed loop counts them as recovered."""
+when those customers post promoter scores, and the closed loop counts them as recovered. The
+cases are kept in the Faust table `cases` (one record per case on its changelog), survive a
+restart, and an empty table is rebuilt from the cases topic."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from deploy.embedded.launcher import RunScope, ServiceStack, http_ok, wait_until
 from deploy.embedded.process import ManagedProcess
@@ -153,3 +156,44 @@ def test_cases_and_silences_survive_a_restart_of_the_alerts_service(stack: Alert
     assert strip(after) == strip(before)
     silences = httpx.get(f"{stack.alerts_url}/v1/silences", timeout=5).json()["silences"]
     assert [s["silence_id"] for s in silences] == [silence["silence_id"]]  # kept on the state topic
+
+
+def _changelog(bootstrap: str, topic: str) -> dict[str, dict[str, Any] | None]:
+    """The latest record per key on a table's changelog (None: deleted)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1000)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        assert partitions, f"no changelog topic {topic}"
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        latest: dict[str, dict[str, Any] | None] = {}
+        for record in consumer:  # until nothing new for a second
+            latest[json.loads(record.key)] = json.loads(record.value) if record.value is not None else None
+        return latest
+    finally:
+        consumer.close()
+
+
+def _listed(url: str) -> dict[str, tuple[str, int]]:
+    cases = httpx.get(f"{url}/v1/alerts", timeout=5).json()["cases"]
+    return {c["case_id"]: (c["state"], c["events"]) for c in cases}
+
+
+def test_the_cases_are_kept_in_a_faust_table_one_record_per_case(stack: AlertsStack, kafka) -> None:  # type: ignore[no-untyped-def]
+    group = stack.processes["alerts"].env["KSP_CONSUMER_GROUP"]  # type: ignore[index]
+    table = _changelog(kafka.bootstrap_servers, f"{group}-cases-changelog")
+    kept = {case_id: (case["state"], len(case["history"])) for case_id, case in table.items() if case}
+    assert kept == _listed(stack.alerts_url) and len(kept) >= 4
+
+
+def test_an_empty_cases_table_is_rebuilt_from_the_cases_topic(stack: AlertsStack, kafka) -> None:  # type: ignore[no-untyped-def]
+    before = _listed(stack.alerts_url)
+    alerts = stack.processes["alerts"]
+    alerts.stop(grace=15)
+    fresh = f"{alerts.env['KSP_CONSUMER_GROUP']}-fresh"  # type: ignore[index]
+    alerts.env = {**(alerts.env or {}), "KSP_CONSUMER_GROUP": fresh}  # a new group: a new, empty table
+    alerts.start()
+    alerts.wait_ready(lambda: http_ok(f"{stack.alerts_url}/readyz"), timeout=90)
+    assert _listed(stack.alerts_url) == before
+    rebuilt = _changelog(kafka.bootstrap_servers, f"{fresh}-cases-changelog")
+    assert {case_id: (case["state"], len(case["history"])) for case_id, case in rebuilt.items() if case} == before

@@ -1,7 +1,8 @@
 """Two alerts workers in one consumer group, as real processes on the embedded broker, give the
 alerts one worker gives: a unit's NPS drop is alerted once, each customer at risk once (the
 same conditions one evaluator finds in the same events), and the drop inhibits the unit's
-customer alerts even when the other worker raised them.
+customer alerts even when the other worker raised them. Every worker lists every case (the
+cases table), sees the other's changes and gets them all back after a restart.
 
 Scored events are produced straight to the scored topic, keyed by event id as the scoring
 service keys them, so each worker consumes about half of every scope's and customer's events
@@ -19,10 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from kafka import KafkaConsumer
 
-from deploy.embedded.launcher import RunScope, ServiceStack, partitions, wait_until
+from deploy.embedded.launcher import RunScope, ServiceStack, http_ok, partitions, wait_until
 from deploy.embedded.process import ManagedProcess
 from schemas.alert import Alert, AlertStatus
 from schemas.scored import ScoredEvent
@@ -71,6 +73,7 @@ class Workers:
     kafka: KafkaSettings
     webhook: Receiver
     processes: dict[str, ManagedProcess]
+    urls: dict[str, str]
 
     def produce(self, events: list[ScoredEvent]) -> None:
         produce_scored(self.kafka, self.topics.scored, events)
@@ -99,7 +102,7 @@ def workers(kafka, clickhouse, tmp_path_factory: pytest.TempPathFactory) -> Iter
         wait_until(lambda: all(partitions(url) > 0 for url in urls), 60,
                    "both alerts workers to own partitions", stack.processes)
         yield Workers(scope.run, scope.topics, KafkaSettings(bootstrap_servers=kafka.bootstrap_servers), webhook,
-                      stack.processes)
+                      stack.processes, {name: service.url for name, service in stack.services.items()})
     finally:
         stack.stop()
         webhook.stop()
@@ -152,6 +155,37 @@ def test_two_workers_alert_each_drop_and_each_customer_once_as_one_worker_would(
     assert [a["labels"]["unit"] for a in workers.notified("aggregate_drop")] == ["drop-unit"]
     customers = Counter(a["labels"]["customer_id"] for a in workers.notified("churn_risk"))
     assert customers == Counter({f"churn-unit-c{c}": 1 for c in range(4)})
+
+
+def _cases(url: str) -> dict[str, tuple[str, int]]:
+    """case id -> (state, number of events), as a worker's API lists them."""
+    cases = httpx.get(f"{url}/v1/alerts", params={"limit": 1000}, timeout=5).json()["cases"]
+    return {c["case_id"]: (c["state"], c["events"]) for c in cases}
+
+
+def test_every_worker_lists_every_case_sees_the_others_changes_and_gets_them_back_after_a_restart(
+        workers: Workers) -> None:
+    first, second = workers.urls["alerts-1"], workers.urls["alerts-2"]
+    wait_until(lambda: len(_cases(first)) >= 9 and _cases(first) == _cases(second), 30,
+               "both workers to list the same cases", workers.processes)
+    case_id = min(_cases(first))
+    # a change through one worker's API is seen on the other
+    ack = httpx.post(f"{second}/v1/alerts/{case_id}/acknowledge", json={"by": "ana"}, timeout=5)
+    assert ack.status_code == 200, ack.text
+    wait_until(lambda: _cases(first).get(case_id, ("", 0))[0] == "acknowledged", 10,
+               "the other worker to show the acknowledgement", workers.processes)
+    comment = httpx.post(f"{first}/v1/alerts/{case_id}/comments", json={"by": "ben", "note": "called back"},
+                         timeout=5)
+    assert comment.status_code in (200, 201), comment.text
+    wait_until(lambda: _cases(second) == _cases(first), 10, "the comment on both workers", workers.processes)
+
+    before = _cases(second)
+    restarted = workers.processes["alerts-1"]
+    restarted.stop(grace=15)
+    restarted.start()
+    restarted.wait_ready(lambda: http_ok(f"{first}/readyz"), timeout=90)
+    assert _cases(first) == before  # everything back from the cases table at once, nothing lost
+    assert _cases(first)[case_id] == ("acknowledged", before[case_id][1])
 
 
 def _answer(rng: random.Random, rates: tuple[float, float, float]) -> int:

@@ -83,11 +83,28 @@ class CaseStore:
         case = apply(case, event)
         self.cases[case.case_id] = case
         self._point_fingerprint(case)
-        if case.alert.kind is AlertKind.churn_risk and len(case.history) == 1:
-            customer = case.alert.labels.get("customer_id")
-            if customer:
-                self._churn_by_customer.setdefault(customer, []).append(case.case_id)
+        if len(case.history) == 1:
+            self._index_churn(case)
         return case
+
+    def adopt(self, case: Case) -> Case | None:
+        """Take a case as the cases table holds it (written here or by another worker). The
+        table's order is the truth: a version at least as long as the one known replaces it (two
+        workers that changed a case at once end with the same, later one); an older one (the echo
+        of our own earlier write) is skipped and returns None."""
+        known = self.cases.get(case.case_id)
+        if known is not None and (len(case.history) < len(known.history) or case == known):
+            return None
+        self.cases[case.case_id] = case
+        self._point_fingerprint(case)
+        if known is None:
+            self._index_churn(case)
+        return case
+
+    def _index_churn(self, case: Case) -> None:
+        customer = case.alert.labels.get("customer_id")
+        if case.alert.kind is AlertKind.churn_risk and customer:
+            self._churn_by_customer.setdefault(customer, []).append(case.case_id)
 
     def _point_fingerprint(self, case: Case) -> None:
         """The fingerprint's latest case is the one opened last, not the one changed last (a
@@ -208,16 +225,23 @@ class CaseStore:
         over = [c.case_id for c in self.cases.values()
                 if c.state is CaseState.resolved and c.condition_cleared and c.updated_at < before]
         for case_id in over:
-            case = self.cases.pop(case_id)
-            if self._by_fingerprint.get(case.alert.fingerprint) == case_id:
-                del self._by_fingerprint[case.alert.fingerprint]
-            customer = case.alert.labels.get("customer_id", "")
-            ids = self._churn_by_customer.get(customer)
-            if ids and case_id in ids:
-                ids.remove(case_id)
-                if not ids:
-                    del self._churn_by_customer[customer]
+            self.forget(case_id)
         return over
+
+    def forget(self, case_id: str) -> bool:
+        """Drop a case from memory and its indexes (evicted here, or by another worker)."""
+        case = self.cases.pop(case_id, None)
+        if case is None:
+            return False
+        if self._by_fingerprint.get(case.alert.fingerprint) == case_id:
+            del self._by_fingerprint[case.alert.fingerprint]
+        customer = case.alert.labels.get("customer_id", "")
+        ids = self._churn_by_customer.get(customer)
+        if ids and case_id in ids:
+            ids.remove(case_id)
+            if not ids:
+                del self._churn_by_customer[customer]
+        return True
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in CaseState}
