@@ -7,11 +7,12 @@
             (due notifications and SLA escalation on the notifier only, see handover.py)
     API  ─> lifecycle commands, silences, parked deliveries
 
-Every case event is applied in memory, published to the cases topic (the source of truth the
-store is rebuilt from) and written to ClickHouse `alert_events`; subscribers of the event
-stream (GET /v1/stream) see it too. The agent never waits for a delivery or for ClickHouse,
-but each step (a batch, a tick, a command) ends only once the broker acknowledged the alert,
-notify and case records it published: resent until then, never dropped silently.
+Every case event is applied in memory, published to the cases topic (the event log), the case
+written to the cases table (cases/table.py, where every worker reads it) and the event to
+ClickHouse `alert_events`; subscribers of the event stream (GET /v1/stream) see it too. The
+agent never waits for a delivery or for ClickHouse, but each step (a batch, a tick, a command)
+ends only once the broker acknowledged the alert, notify, case and table records it published:
+resent until then, never dropped silently.
 """
 
 from __future__ import annotations

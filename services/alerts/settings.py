@@ -112,7 +112,8 @@ class AlertsSettings(ServiceSettings):
         "(`alerts`, `alert_events`)."
     )
     rebuild_timeout_s: float = Field(
-        60.0, gt=0, description="Max time to replay the cases topic (and the state topic) at start-up."
+        60.0, gt=0, description="Max time to replay the state topic at start-up (and the cases topic "
+        "when the cases table is empty)."
     )
     state_topic: str | None = Field(
         None, description="Kafka topic (compacted, keyed) of the state that must survive a restart: "

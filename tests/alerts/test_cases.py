@@ -23,6 +23,7 @@ from services.alerts.notify import Notifier
 from services.alerts.rules import load_rules
 from services.alerts.service import AlertsRuntime
 from services.alerts.settings import AlertsSettings
+from services.common.settings import load_settings
 from tests.alerts.test_delivery import make_alert
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -225,7 +226,7 @@ def test_the_runtime_forgets_cases_over_for_longer_than_its_retention_and_counts
     assert registry.get_sample_value("ksp_alerts_cases_forgotten_total") == 1
 
 
-def test_the_cases_topic_is_created_never_to_expire_and_the_state_topic_compacted() -> None:
+def test_the_cases_topic_is_created_never_to_expire_and_the_table_changelog_and_state_topic_compacted() -> None:
     from services.alerts.app import output_topic_kinds
     from services.alerts.repartition import InternalTopics
 
@@ -233,7 +234,19 @@ def test_the_cases_topic_is_created_never_to_expire_and_the_state_topic_compacte
                for name in names}
 
     assert configs[SETTINGS.cases_topic] == {"retention.ms": "-1"}
+    assert configs[f"{SETTINGS.consumer_group}-cases-changelog"] == {"cleanup.policy": "compact"}
     assert configs[SETTINGS.state_topic_name()] == {"cleanup.policy": "compact"}
+
+
+def test_where_the_broker_reports_batch_starts_as_end_offsets_the_alerts_producer_writes_one_record_per_batch() -> None:
+    from services.alerts.app import faust_config
+    from services.common.settings import KafkaSettings
+
+    on_kafka = faust_config(SETTINGS)
+    on_tansu = faust_config(SETTINGS.model_copy(update={"kafka": KafkaSettings(end_offsets_exact=False)}))
+    assert on_kafka["producer_max_batch_size"] == SETTINGS.producer_max_batch_bytes > 1
+    assert on_tansu["producer_max_batch_size"] == 1  # Faust's table recovery then reads to the true end
+    assert load_settings(AlertsSettings, "dev").kafka.end_offsets_exact is False
 
 
 # --------------------------------------------------------------------------- real broker and ClickHouse
