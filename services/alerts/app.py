@@ -273,8 +273,10 @@ def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = Non
                             publish_alert=alerts_topic.send, publish_case=cases_topic.send, history=history,
                             watcher=watcher, state_log=StateLog(state_topic.send),
                             publish_notify=notify_topic.send)
-    runtime.table = CaseTable(app, partition_count(settings.kafka, changelog_topic(settings.consumer_group)) or 1,
-                              on_case=runtime.adopt, on_gone=runtime.gone)
+    service = AlertsService(runtime, client, loop=None)  # type: ignore[arg-type]
+    runtime.table = CaseTable.in_app(app, partition_count(settings.kafka, changelog_topic(settings.consumer_group)) or 1,
+                                     on_case=runtime.adopt, on_gone=runtime.gone,
+                                     on_recovered=service.on_cases_recovered)
     partitions = {"scope": partition_count(settings.kafka, topics.by_scope) or 1,
                   "customer": partition_count(settings.kafka, topics.by_customer) or 1}
     follow_assignment(app, Handover(runtime, topics, partitions, lambda: replay_state(settings)))
@@ -286,9 +288,7 @@ def build_app(settings: AlertsSettings, registry: CollectorRegistry | None = Non
                                                      customers=runtime.handle_customers,
                                                      notify=runtime.handle_notify,
                                                      unreadable=skip_unreadable(metrics)))
-    service = AlertsService(runtime, client, loop=None)  # type: ignore[arg-type]
     app.service(service)  # type: ignore[arg-type]
-    runtime.table.on_recovered(service.on_cases_recovered)
 
     def ready() -> tuple[bool, int]:
         assigned = app.consumer.assignment() if app.consumer else set()

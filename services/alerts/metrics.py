@@ -42,6 +42,12 @@ class AlertsMetrics:
         self.cases_forgotten = Counter("ksp_alerts_cases_forgotten_total", "Cases over (resolved, "
                                        "condition cleared) longer than the case retention, dropped from "
                                        "memory (still on the cases topic and in ClickHouse)", registry=registry)
+        self.case_rewrites = Counter("ksp_alerts_case_table_rewrites_total", "Case writes to the cases "
+                                     "table not read back from its changelog in time, written again",
+                                     registry=registry)
+        self.case_writes_unconfirmed = Gauge("ksp_alerts_case_table_unconfirmed_writes", "Case writes to "
+                                             "the cases table not read back from its changelog yet",
+                                             registry=registry)
         self.escalations = Counter("ksp_alerts_escalations_total", "Cases escalated (SLA ran out), "
                                    "by severity", ["severity"], registry=registry)
         self.rules_reloads = Counter("ksp_alerts_rules_reloads_total", "Rules hot reloads applied",

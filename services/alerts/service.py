@@ -11,8 +11,9 @@ Every case event is applied in memory, published to the cases topic (the event l
 written to the cases table (cases/table.py, where every worker reads it) and the event to
 ClickHouse `alert_events`; subscribers of the event stream (GET /v1/stream) see it too. The
 agent never waits for a delivery or for ClickHouse, but each step (a batch, a tick, a command)
-ends only once the broker acknowledged the alert, notify, case and table records it published:
-resent until then, never dropped silently.
+ends only once the broker acknowledged the alert, notify and case records it published (resent
+until then, never dropped silently) and the table records are sent (each confirmed by reading
+it back from the table's changelog, written again if it does not come back).
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ class CaseReplica(Protocol):
     def delete(self, case_id: str) -> None: ...
 
     async def flush(self) -> None: ...
+
+    def rewrite_unconfirmed(self, current: Callable[[str], Case | None]) -> int: ...
+
+    def unconfirmed(self) -> int: ...
 
 ACK_WARN_S = 30.0
 CASE_SWEEP_INTERVAL_S = 600.0  # cases are kept for days: a sweep every 10 minutes is plenty
@@ -302,6 +307,9 @@ class AlertsRuntime:
             self._dispatch(now)
             self._snapshot_if_due()
             self._forget_cases_if_due(now)
+            if self.table is not None:
+                self.metrics.case_rewrites.inc(self.table.rewrite_unconfirmed(self.cases.cases.get))
+                self.metrics.case_writes_unconfirmed.set(self.table.unconfirmed())
             if self.notifying:  # one worker escalates: the notifier
                 for event in self.cases.overdue(now):
                     self._escalate(event)

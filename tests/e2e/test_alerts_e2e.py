@@ -140,6 +140,11 @@ def test_a_burst_of_cancelling_detractors_is_one_incident_per_unit_and_one_case_
     wait_until(settled, timeout=15, what="cases cleared and recovered")
     recovery = httpx.get(f"{stack.alerts_url}/v1/recovery", params={"unit": unit}, timeout=5).json()
     assert (recovery["churn_cases"], recovery["followed_up"], recovery["recovered"], recovery["rate"]) == (4, 4, 4, 1.0)
+    # the worker read each of its case writes back from the cases table's changelog: none is
+    # waiting to be written again
+    wait_until(lambda: _metric(stack.alerts_url, "ksp_alerts_case_table_unconfirmed_writes") == 0, 10,
+               "every case write read back")
+    assert _metric(stack.alerts_url, "ksp_alerts_case_table_rewrites_total") == 0
 
 
 def test_cases_and_silences_survive_a_restart_of_the_alerts_service(stack: AlertsStack) -> None:
@@ -184,6 +189,13 @@ def test_the_cases_are_kept_in_a_faust_table_one_record_per_case(stack: AlertsSt
     table = _changelog(kafka.bootstrap_servers, f"{group}-cases-changelog")
     kept = {case_id: (case["state"], len(case["history"])) for case_id, case in table.items() if case}
     assert kept == _listed(stack.alerts_url) and len(kept) >= 4
+
+
+def _metric(url: str, name: str) -> float | None:
+    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return None
 
 
 def test_an_empty_cases_table_is_rebuilt_from_the_cases_topic(stack: AlertsStack, kafka) -> None:  # type: ignore[no-untyped-def]
