@@ -164,7 +164,8 @@ def test_cases_and_silences_survive_a_restart_of_the_alerts_service(stack: Alert
 
 
 def _changelog(bootstrap: str, topic: str) -> dict[str, dict[str, Any] | None]:
-    """The latest record per key on a table's changelog (None: deleted)."""
+    """The latest case per key on the cases table's changelog (a value is the case's JSON as a JSON
+    string; None: deleted)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1000)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
@@ -173,7 +174,7 @@ def _changelog(bootstrap: str, topic: str) -> dict[str, dict[str, Any] | None]:
         consumer.seek_to_beginning(*partitions)
         latest: dict[str, dict[str, Any] | None] = {}
         for record in consumer:  # until nothing new for a second
-            latest[json.loads(record.key)] = json.loads(record.value) if record.value is not None else None
+            latest[json.loads(record.key)] = json.loads(json.loads(record.value)) if record.value is not None else None
         return latest
     finally:
         consumer.close()

@@ -1,5 +1,5 @@
-"""Where case events live: the Kafka cases topic (the source of truth, replayed at start-up)
-and the ClickHouse history (`alerts`: alert state changes; `alert_events`: case events)."""
+"""Where case events live: the Kafka cases topic (the event log, replayed into an empty cases
+table) and the ClickHouse history (`alerts`: alert state changes; `alert_events`: case events)."""
 
 from __future__ import annotations
 
@@ -88,8 +88,7 @@ class TopicReader(Generic[T]):
 
 
 class CaseTopicReader(TopicReader[CaseEvent]):
-    """The cases topic: replayed at start-up, then followed so every worker's API shows
-    every case."""
+    """The cases topic, replayed when the cases table is empty (app.py)."""
 
     def decode_record(self, record: Any) -> CaseEvent:
         return CaseEvent.model_validate_json(record.value)

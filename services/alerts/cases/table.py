@@ -57,11 +57,9 @@ def changelog_topic(consumer_group: str) -> str:
 
 
 def decode_case(value: Any) -> Case | None:
-    """A changelog value (JSON, as Faust serialises a table's values): a case, or None for a
-    deleted one."""
-    if value is None:
-        return None
-    return Case.model_validate_json(value) if isinstance(value, str | bytes) else Case.model_validate(value)
+    """A changelog value (the case's JSON, as Faust decodes the table's JSON-serialised
+    values): a case, or None for a deleted one."""
+    return None if value is None else Case.model_validate_json(value)
 
 
 class ReadBack:
@@ -116,7 +114,8 @@ class CaseTable:
         return cases
 
     def put(self, case: Case) -> None:
-        self.table[case.case_id] = case.model_dump(mode="json")
+        # the case's JSON as a string: a third of the memory a decoded dict takes in Faust's store
+        self.table[case.case_id] = case.model_dump_json()
         self.read_back.wrote(case, time.monotonic())
         self.dirty = True
 
