@@ -106,7 +106,11 @@ class Stack:
             self.stop()
 
     def stop(self) -> None:
-        print("\nstopping ...", flush=True)
+        # a second Ctrl-C (or SIGTERM) while stopping kills what is left at once; left to raise
+        # KeyboardInterrupt, it would end the stop half-way and leave processes running
+        signal.signal(signal.SIGINT, lambda *_: self._kill_all())
+        signal.signal(signal.SIGTERM, lambda *_: self._kill_all())
+        print("\nstopping ... (Ctrl-C again to kill everything at once)", flush=True)
         for child in reversed(self.children):
             child.stop(grace=15)
         if self.clickhouse:
@@ -114,6 +118,17 @@ class Stack:
         if self.kafka:
             self.kafka.stop()
         print("stopped; nothing left running.", flush=True)
+
+    def _kill_all(self) -> None:
+        """SIGKILL to every process of the stack, without waiting (a signal handler): the stop
+        in progress then finds them gone and reaps them."""
+        print("\nkilling what is left ...", flush=True)
+        for child in self.children:
+            child.signal(signal.SIGKILL)
+        if self.clickhouse:
+            self.clickhouse.send_kill()
+        if self.kafka:
+            self.kafka.process.signal(signal.SIGKILL)
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str], to_console: bool = False) -> None:
         child = ManagedProcess(name, KSP + args, env=env, log_path=None if to_console else self.logs / f"{name}.log")

@@ -57,15 +57,27 @@ def drop_cases(alerts_port: int) -> list[dict]:
         return []
 
 
-def test_ksp_run_serves_demo_traffic_and_stops_cleanly(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("kafka", "clickhouse", "ingest", "alerts")}
+def ksp_run(tmp_path: Path, ports: dict[str, int], rate: int) -> tuple[ManagedProcess, Path]:
     log = tmp_path / "run.log"
-    argv = [sys.executable, "-m", "services.cli", "run", "--data-dir", str(tmp_path / "data"), "--rate", "40",
+    argv = [sys.executable, "-m", "services.cli", "run", "--data-dir", str(tmp_path / "data"), "--rate", str(rate),
             "--kafka-port", str(ports["kafka"]), "--clickhouse-port", str(ports["clickhouse"]),
             "--ingest-port", str(ports["ingest"]), "--alerts-port", str(ports["alerts"]),
             "--scoring-port", str(free_port())]
     run = ManagedProcess("ksp-run", argv, env=dict(os.environ), log_path=log)
     run.start()
+    return run, log
+
+
+def assert_no_orphans(tree: set[int]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(pid) for pid in tree):
+        time.sleep(0.2)
+    assert not [pid for pid in tree if alive(pid)], "orphans left behind"
+
+
+def test_ksp_run_serves_demo_traffic_and_stops_cleanly(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("kafka", "clickhouse", "ingest", "alerts")}
+    run, log = ksp_run(tmp_path, ports, rate=40)
     try:
         run.wait_ready(lambda: "Kundensprechen is running" in log.read_text(errors="replace"), timeout=120)
         text = log.read_text()
@@ -82,8 +94,24 @@ def test_ksp_run_serves_demo_traffic_and_stops_cleanly(tmp_path: Path) -> None:
         assert run.popen is not None
         run.popen.send_signal(signal.SIGINT)
         run.popen.wait(90)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(alive(pid) for pid in tree):
-        time.sleep(0.2)
-    assert not [pid for pid in tree if alive(pid)], "orphans left behind"
+    assert_no_orphans(tree)
     assert "nothing left running" in log.read_text()
+
+
+def test_a_second_ctrl_c_while_ksp_run_stops_kills_what_is_left_instead_of_leaving_it_running(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("kafka", "clickhouse", "ingest", "alerts")}
+    run, log = ksp_run(tmp_path, ports, rate=0)
+    assert run.popen is not None
+    try:
+        run.wait_ready(lambda: "Kundensprechen is running" in log.read_text(errors="replace"), timeout=120)
+        tree = descendants(run.pid or 0)
+        assert len(tree) >= 4  # broker, ClickHouse, ingest, scoring, alerts
+        run.popen.send_signal(signal.SIGINT)
+        run.wait_ready(lambda: "stopping ..." in log.read_text(errors="replace"), timeout=10)
+        run.popen.send_signal(signal.SIGINT)  # impatient: while the services still shut down
+        run.popen.wait(30)
+    finally:
+        run.stop(grace=5)
+    assert_no_orphans(tree)
+    text = log.read_text()
+    assert "killing what is left" in text and "nothing left running" in text

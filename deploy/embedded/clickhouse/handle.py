@@ -119,6 +119,11 @@ class EmbeddedClickHouse:
                 self._proc.wait()
         return self._reap()
 
+    def send_kill(self) -> None:
+        """SIGKILL without waiting for the process (safe in a signal handler); stop() reaps it."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+
     def kill(self) -> int | None:
         """SIGKILL without any shutdown (fault injection)."""
         if self._proc is None:
