@@ -145,8 +145,8 @@ class CaseTable:
         return rewritten
 
     async def flush(self) -> None:
-        """Wait until what was written is on the changelog (before a step's offsets commit or
-        an API answer), like the events on the cases topic."""
+        """Wait until the producer has sent what was written (before a step's offsets commit
+        or an API answer); that the broker took it is confirmed by the read-back."""
         if self.dirty:
             self.dirty = False
             await self._flush()
