@@ -30,6 +30,15 @@ T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 SETTINGS = AlertsSettings(sla_critical_s=3600, sla_warning_s=7200)
 
 
+def bare_runtime(settings: AlertsSettings = SETTINGS, cases: CaseStore | None = None,
+                 registry: CollectorRegistry | None = None) -> AlertsRuntime:
+    """A runtime without broker or deliveries: for what it does with the cases alone."""
+    rules = load_rules(None)
+    return AlertsRuntime(settings, evaluator=AlertEvaluator(rules), notifier=Notifier(rules.routing),
+                         outbox=Outbox({}), metrics=AlertsMetrics(registry or CollectorRegistry()),
+                         publish_alert=None, publish_case=None, cases=cases)  # type: ignore[arg-type]
+
+
 def opened_store(customer: str = "c-1", **evidence: float) -> tuple[CaseStore, str]:
     store = CaseStore()
     alert = make_alert(customer, at=T0)
@@ -215,11 +224,8 @@ def test_the_runtime_forgets_cases_over_for_longer_than_its_retention_and_counts
     [cleared] = store.on_alert(make_alert("c-old", status=AlertStatus.resolved, at=T0), T0, SETTINGS.sla_s)
     store.apply(cleared)
     command(store, case_id, "resolve", T0, outcome="other")
-    rules = load_rules(None)
     registry = CollectorRegistry()
-    runtime = AlertsRuntime(SETTINGS.model_copy(update={"case_retention_days": 30}), evaluator=AlertEvaluator(rules),
-                            notifier=Notifier(rules.routing), outbox=Outbox({}), metrics=AlertsMetrics(registry),
-                            publish_alert=None, publish_case=None, cases=store)  # type: ignore[arg-type]
+    runtime = bare_runtime(SETTINGS.model_copy(update={"case_retention_days": 30}), store, registry)
 
     assert runtime.forget_cases(T0 + timedelta(days=29)) == 0 and case_id in store.cases
     assert runtime.forget_cases(T0 + timedelta(days=31)) == 1 and case_id not in store.cases
@@ -312,15 +318,7 @@ def test_history_is_written_to_clickhouse(clickhouse) -> None:  # type: ignore[n
 
 
 def follower_runtime() -> AlertsRuntime:
-    async def nothing(**_: object) -> asyncio.Future[None]:
-        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        acknowledged.set_result(None)
-        return acknowledged
-
-    rules = load_rules(None)
-    return AlertsRuntime(SETTINGS.model_copy(update={"worker_id": "b"}), evaluator=AlertEvaluator(rules),
-                         notifier=Notifier(rules.routing), outbox=Outbox({}),
-                         metrics=AlertsMetrics(CollectorRegistry()), publish_alert=nothing, publish_case=nothing)
+    return bare_runtime(SETTINGS.model_copy(update={"worker_id": "b"}))
 
 
 def test_a_second_worker_adopts_the_cases_table_and_leaves_system_events_to_the_owner() -> None:
