@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 from kafka import KafkaProducer
 
@@ -89,6 +90,12 @@ def pipeline(kafka, clickhouse, tmp_path_factory: pytest.TempPathFactory) -> Ite
     finally:
         stack.stop()
         webhook.stop()
+
+
+def listed_cases(alerts_url: str) -> dict[str, tuple[str, int]]:
+    """case id -> (state, number of events), as an alerts worker's API lists them."""
+    cases = httpx.get(f"{alerts_url}/v1/alerts", params={"limit": 10_000}, timeout=5).json()["cases"]
+    return {c["case_id"]: (c["state"], c["events"]) for c in cases}
 
 
 def produce_scored(kafka: KafkaSettings, topic: str, events: Iterable[ScoredEvent]) -> None:

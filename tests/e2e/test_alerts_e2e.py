@@ -22,6 +22,8 @@ from kafka import KafkaConsumer, TopicPartition
 from deploy.embedded.launcher import RunScope, ServiceStack, http_ok, wait_until
 from deploy.embedded.process import ManagedProcess
 from tests.alerts.test_delivery import Receiver
+from tests.e2e.conftest import listed_cases
+from tests.metrics import value
 
 # The built-in rules, with churn risk grouped per unit: one incident per unit, collecting the
 # customers' alerts for 1 s (group_wait) before the first notification.
@@ -142,9 +144,9 @@ def test_a_burst_of_cancelling_detractors_is_one_incident_per_unit_and_one_case_
     assert (recovery["churn_cases"], recovery["followed_up"], recovery["recovered"], recovery["rate"]) == (4, 4, 4, 1.0)
     # the worker read each of its case writes back from the cases table's changelog: none is
     # waiting to be written again
-    wait_until(lambda: _metric(stack.alerts_url, "ksp_alerts_case_table_unconfirmed_writes") == 0, 10,
+    wait_until(lambda: scraped(stack.alerts_url, "ksp_alerts_case_table_unconfirmed_writes") == 0, 10,
                "every case write read back")
-    assert _metric(stack.alerts_url, "ksp_alerts_case_table_rewrites_total") == 0
+    assert scraped(stack.alerts_url, "ksp_alerts_case_table_rewrites_total") == 0
 
 
 def test_cases_and_silences_survive_a_restart_of_the_alerts_service(stack: AlertsStack) -> None:
@@ -180,33 +182,25 @@ def _changelog(bootstrap: str, topic: str) -> dict[str, dict[str, Any] | None]:
         consumer.close()
 
 
-def _listed(url: str) -> dict[str, tuple[str, int]]:
-    cases = httpx.get(f"{url}/v1/alerts", timeout=5).json()["cases"]
-    return {c["case_id"]: (c["state"], c["events"]) for c in cases}
-
-
 def test_the_cases_are_kept_in_a_faust_table_one_record_per_case(stack: AlertsStack, kafka) -> None:  # type: ignore[no-untyped-def]
     group = stack.processes["alerts"].env["KSP_CONSUMER_GROUP"]  # type: ignore[index]
     table = _changelog(kafka.bootstrap_servers, f"{group}-cases-changelog")
     kept = {case_id: (case["state"], len(case["history"])) for case_id, case in table.items() if case}
-    assert kept == _listed(stack.alerts_url) and len(kept) >= 4
-
-
-def _metric(url: str, name: str) -> float | None:
-    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    return None
+    assert kept == listed_cases(stack.alerts_url) and len(kept) >= 4
 
 
 def test_an_empty_cases_table_is_rebuilt_from_the_cases_topic(stack: AlertsStack, kafka) -> None:  # type: ignore[no-untyped-def]
-    before = _listed(stack.alerts_url)
+    before = listed_cases(stack.alerts_url)
     alerts = stack.processes["alerts"]
     alerts.stop(grace=15)
     fresh = f"{alerts.env['KSP_CONSUMER_GROUP']}-fresh"  # type: ignore[index]
     alerts.env = {**(alerts.env or {}), "KSP_CONSUMER_GROUP": fresh}  # a new group: a new, empty table
     alerts.start()
     alerts.wait_ready(lambda: http_ok(f"{stack.alerts_url}/readyz"), timeout=90)
-    assert _listed(stack.alerts_url) == before
+    assert listed_cases(stack.alerts_url) == before
     rebuilt = _changelog(kafka.bootstrap_servers, f"{fresh}-cases-changelog")
     assert {case_id: (case["state"], len(case["history"])) for case_id, case in rebuilt.items() if case} == before
+
+
+def scraped(url: str, name: str) -> float | None:
+    return value(httpx.get(f"{url}/metrics", timeout=5).text, name)

@@ -35,7 +35,7 @@ from services.common.kafka import security_config
 from services.common.settings import KafkaSettings
 from tests.alerts.test_delivery import Receiver
 from tests.alerts.test_flows import DROPPED, IN_CONTROL, run, scored
-from tests.e2e.conftest import produce_scored
+from tests.e2e.conftest import listed_cases, produce_scored
 
 pytestmark = pytest.mark.slow
 
@@ -157,35 +157,29 @@ def test_two_workers_alert_each_drop_and_each_customer_once_as_one_worker_would(
     assert customers == Counter({f"churn-unit-c{c}": 1 for c in range(4)})
 
 
-def _cases(url: str) -> dict[str, tuple[str, int]]:
-    """case id -> (state, number of events), as a worker's API lists them."""
-    cases = httpx.get(f"{url}/v1/alerts", params={"limit": 1000}, timeout=5).json()["cases"]
-    return {c["case_id"]: (c["state"], c["events"]) for c in cases}
-
-
 def test_every_worker_lists_every_case_sees_the_others_changes_and_gets_them_back_after_a_restart(
         workers: Workers) -> None:
     first, second = workers.urls["alerts-1"], workers.urls["alerts-2"]
-    wait_until(lambda: len(_cases(first)) >= 9 and _cases(first) == _cases(second), 30,
+    wait_until(lambda: len(listed_cases(first)) >= 9 and listed_cases(first) == listed_cases(second), 30,
                "both workers to list the same cases", workers.processes)
-    case_id = min(_cases(first))
+    case_id = min(listed_cases(first))
     # a change through one worker's API is seen on the other
     ack = httpx.post(f"{second}/v1/alerts/{case_id}/acknowledge", json={"by": "ana"}, timeout=5)
     assert ack.status_code == 200, ack.text
-    wait_until(lambda: _cases(first).get(case_id, ("", 0))[0] == "acknowledged", 10,
+    wait_until(lambda: listed_cases(first).get(case_id, ("", 0))[0] == "acknowledged", 10,
                "the other worker to show the acknowledgement", workers.processes)
     comment = httpx.post(f"{first}/v1/alerts/{case_id}/comments", json={"by": "ben", "note": "called back"},
                          timeout=5)
     assert comment.status_code in (200, 201), comment.text
-    wait_until(lambda: _cases(second) == _cases(first), 10, "the comment on both workers", workers.processes)
+    wait_until(lambda: listed_cases(second) == listed_cases(first), 10, "the comment on both workers", workers.processes)
 
-    before = _cases(second)
+    before = listed_cases(second)
     restarted = workers.processes["alerts-1"]
     restarted.stop(grace=15)
     restarted.start()
     restarted.wait_ready(lambda: http_ok(f"{first}/readyz"), timeout=90)
-    assert _cases(first) == before  # everything back from the cases table at once, nothing lost
-    assert _cases(first)[case_id] == ("acknowledged", before[case_id][1])
+    assert listed_cases(first) == before  # everything back from the cases table at once, nothing lost
+    assert listed_cases(first)[case_id] == ("acknowledged", before[case_id][1])
 
 
 def _answer(rng: random.Random, rates: tuple[float, float, float]) -> int:

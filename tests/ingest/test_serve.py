@@ -19,6 +19,7 @@ import pytest
 
 from deploy.embedded.process import free_port
 from tests.e2e.conftest import wait_until
+from tests.metrics import samples
 
 from .conftest import event, read_topic
 
@@ -72,12 +73,7 @@ def test_serve_two_workers_and_graceful_shutdown(kafka, tmp_path):
 
 def accepted_events(exposition: str) -> dict[str, float]:
     """ksp_ingest_events_accepted_total by touchpoint, from a Prometheus text exposition."""
-    found = {}
-    for line in exposition.splitlines():
-        if line.startswith("ksp_ingest_events_accepted_total{"):
-            labels, value = line.rsplit(" ", 1)
-            found[labels.split('touchpoint="')[1].split('"')[0]] = float(value)
-    return found
+    return {labels["touchpoint"]: value for labels, value in samples(exposition, "ksp_ingest_events_accepted_total")}
 
 
 def listening_sockets(port: int) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from services.common.clickhouse import connect
 from services.common.kafka import aiokafka_config
 from services.common.settings import ClickHouseSettings, KafkaSettings
 from services.scoring.aggregates import fold
+from tests.metrics import samples
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 EVENTS = 60
@@ -148,8 +148,7 @@ def mentions(totals: Totals) -> int:
 
 def lag_samples(metrics_url: str, group: str) -> list[float]:
     text = httpx.get(metrics_url, timeout=5).text
-    return [float(v) for v in re.findall(
-        rf'^ksp_scoring_consumer_lag_messages{{group="{re.escape(group)}",[^}}]*}} (\S+)$', text, re.MULTILINE)]
+    return [value for labels, value in samples(text, "ksp_scoring_consumer_lag_messages") if labels.get("group") == group]
 
 
 def lag_is_zero(metrics_url: str, group: str) -> bool:
