@@ -17,11 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from deploy.embedded.launcher import RunScope, ServiceStack, http_ok, wait_until
 from deploy.embedded.process import ManagedProcess
 from tests.alerts.test_delivery import Receiver
+from tests.chaos.harness import read_topic
 from tests.e2e.conftest import listed_cases
 from tests.metrics import value
 
@@ -168,18 +168,8 @@ def test_cases_and_silences_survive_a_restart_of_the_alerts_service(stack: Alert
 def _changelog(bootstrap: str, topic: str) -> dict[str, dict[str, Any] | None]:
     """The latest case per key on the cases table's changelog (a value is the case's JSON as a JSON
     string; None: deleted)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1000)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        assert partitions, f"no changelog topic {topic}"
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        latest: dict[str, dict[str, Any] | None] = {}
-        for record in consumer:  # until nothing new for a second
-            latest[json.loads(record.key)] = json.loads(json.loads(record.value)) if record.value is not None else None
-        return latest
-    finally:
-        consumer.close()
+    return {json.loads(r.key): json.loads(json.loads(r.value)) if r.value is not None else None
+            for r in read_topic(bootstrap, topic)}  # in offset order per key's partition: the latest wins
 
 
 def test_the_cases_are_kept_in_a_faust_table_one_record_per_case(stack: AlertsStack, kafka) -> None:  # type: ignore[no-untyped-def]
